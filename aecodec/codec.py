@@ -1,0 +1,224 @@
+"""The codec: pixels to .aec bytes and back.
+
+A typical workflow looks like this::
+
+    codec = Codec()                                   # loads the shipped model once
+    data = codec.compress(rgb_array, quality=75)      # bytes of an .aec file
+    image = codec.decompress(data)                    # PIL.Image
+
+Encoding: analysis -> latent * gain(quality) -> hyper-analysis -> rounded
+hyper-latent -> exact integer hyper-synthesis -> (mean, scale index) ->
+residual = round(latent - mean), coded with the table of its scale index.
+Decoding runs the same exact hyper-synthesis, so it picks the same tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import container, entropy, fixedpoint, imageio
+from .container import FormatError, Header, Streams
+from .ratecontrol import fit_quality
+from .runtime import Networks, RuntimeOptions
+from .tiling import tiled
+from .weights import ModelBundle, default_weights_root, find_bundles, load_bundle
+
+PAD = 64  # the hyper-latent sits at 1/64 of the image
+DEFAULT_QUALITY = 75.0
+TILE = 64  # latent units per tile (1024 image pixels)
+HALO = 4  # latent units of context around a tile, wider than the receptive field
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each stage of the last call, for `aecodec bench --speed`."""
+
+    stages: dict = field(default_factory=dict)
+
+    def add(self, stage: str, start: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
+
+
+def quality_to_level(quality: float, levels: int) -> float:
+    return (quality - 1) / 99 * (levels - 1)
+
+
+def interpolate_rows(table: np.ndarray, level: float) -> np.ndarray:
+    low = min(int(np.floor(level)), len(table) - 2)
+    frac = level - low
+    return table[low] * (1 - frac) + table[low + 1] * frac
+
+
+def pad_image(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (1, 3, H', W'), edge-padded to a multiple of PAD."""
+    h, w = rgb.shape[:2]
+    padded = np.pad(rgb, ((0, -h % PAD), (0, -w % PAD), (0, 0)), mode="edge")
+    return (padded.transpose(2, 0, 1)[None].astype(np.float32)) / 255.0
+
+
+def to_pixels(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float (1, 3, H', W') -> uint8 (height, width, 3)."""
+    x = x[0, :, :height, :width].transpose(1, 2, 0)
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def round_quality(quality: float) -> float:
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, not {quality}")
+    return round(quality * 100) / 100  # what the header can store, so both sides agree
+
+
+class Codec:
+    """One model with its ONNX sessions loaded, for repeated compress/decompress calls."""
+
+    def __init__(self, weights: str | Path | None = None, threads: int = 0, provider: str = "cpu",
+                 optimize: bool = True, tile: int = TILE):
+        self.root = default_weights_root()
+        folder = Path(weights) if weights else self.root / "main"
+        self.bundle: ModelBundle = load_bundle(folder)
+        self.options = RuntimeOptions(threads=threads, provider=provider, optimize=optimize)
+        self.networks = Networks(self.bundle, self.options)
+        self.tile = tile
+        self.timings = Timings()
+        self.warnings: list[str] = []
+
+    @property
+    def model_id(self) -> bytes:
+        return self.bundle.model_id
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def analyse(self, rgb: np.ndarray) -> np.ndarray:
+        """Latent (M, h, w) of an RGB uint8 image; independent of quality, so worth caching."""
+        start = time.perf_counter()
+        x = pad_image(rgb)
+        latent = tiled(lambda t: self.networks.run("analysis", t), x, False, self.tile, HALO)[0]
+        self.timings.add("analysis", start)
+        return latent
+
+    def code_latent(self, latent: np.ndarray, quality: float) -> tuple[bytes, bytes]:
+        """(hyper stream, latent stream) for a latent at a quality."""
+        bundle = self.bundle
+        level = quality_to_level(quality, bundle.levels)
+        gained = latent * np.exp(interpolate_rows(bundle.log_gain, level))[:, None, None]
+        start = time.perf_counter()
+        hyper_latent = np.rint(self.networks.run("hyper_analysis", gained[None])[0]).astype(np.int64)
+        self.timings.add("hyper_analysis", start)
+        start = time.perf_counter()
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
+        self.timings.add("hyper_synthesis", start)
+        start = time.perf_counter()
+        channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
+        hyper = entropy.encode(hyper_latent, channel, bundle.hyper_tables)
+        residual = np.rint(gained - mean).astype(np.int64)
+        coded = entropy.encode(residual, scale_index, bundle.latent_tables)
+        self.timings.add("entropy_coding", start)
+        return hyper, coded
+
+    def compress_rgb(self, rgb: np.ndarray, quality: float = DEFAULT_QUALITY, **extra) -> bytes:
+        """Compress an RGB uint8 (H, W, 3) array; extra: layout, alpha, icc, exif for the container."""
+        quality = round_quality(quality)
+        container.check_dimensions(rgb.shape[1], rgb.shape[0])
+        self.timings = Timings()
+        hyper, latent = self.code_latent(self.analyse(rgb), quality)
+        return self.pack(rgb.shape, quality, hyper, latent, **extra)
+
+    def pack(self, shape, quality, hyper, latent, layout="RGB", alpha=b"", icc=b"", exif=b"") -> bytes:
+        header = Header(layout, self.model_id, shape[1], shape[0], quality)
+        return container.pack(header, Streams(hyper, latent, alpha, icc or b"", exif or b""))
+
+    def compress(self, image, quality: float | None = None, target_bpp: float | None = None,
+                 target_size: int | None = None, allow_large: bool = False) -> bytes:
+        """Compress a path, PIL.Image or uint8 array; at most one of quality and the targets.
+
+        A target picks the highest quality whose whole file fits the budget.
+        Warnings about the input (frames dropped, depth reduced) go to ``self.warnings``.
+        """
+        if sum(v is not None for v in (quality, target_bpp, target_size)) > 1:
+            raise ValueError("give at most one of quality, target_bpp and target_size")
+        source = imageio.load_image(image, allow_large)
+        self.warnings = list(source.warnings)
+        h, w = source.rgb.shape[:2]
+        container.check_dimensions(w, h)
+        extra = {"layout": source.layout, "icc": source.icc, "exif": source.exif,
+                 "alpha": imageio.encode_alpha(source.alpha) if source.alpha is not None else b""}
+        if target_bpp is None and target_size is None:
+            return self.compress_rgb(source.rgb, DEFAULT_QUALITY if quality is None else quality, **extra)
+        if target_bpp is not None and target_bpp <= 0:
+            raise ValueError(f"target bpp must be positive, not {target_bpp}")
+        budget = target_size if target_size is not None else int(target_bpp * w * h / 8)
+        self.timings = Timings()
+        latent = self.analyse(source.rgb)  # the analysis does not depend on quality: run it once
+
+        def encode(q: float) -> bytes:
+            return self.pack(source.rgb.shape, q, *self.code_latent(latent, q), **extra)
+
+        return fit_quality(encode, budget)[1]
+
+    def decompress(self, data: bytes) -> "Image.Image":
+        """An .aec file's bytes -> PIL.Image in the file's layout, with its ICC and EXIF."""
+        parsed = container.unpack(data)
+        codec = self.for_model(parsed.header.model_id)
+        rgb = codec.decode_rgb(parsed)
+        self.timings = codec.timings
+        header, streams = parsed.header, parsed.streams
+        alpha = None
+        if header.has_alpha:
+            try:
+                alpha = imageio.decode_alpha(streams.alpha, header.width, header.height)
+            except ValueError as error:
+                raise FormatError(str(error)) from None
+        return imageio.build_image(rgb, header.layout, alpha, streams.icc, streams.exif)
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def for_model(self, model_id: bytes) -> "Codec":
+        """This codec, or one loaded with the installed weights that made a file."""
+        if model_id == self.model_id:
+            return self
+        bundles = find_bundles(self.root)
+        if model_id not in bundles:
+            have = ", ".join(m.hex() for m in bundles) or "none"
+            raise FormatError(f"file needs model {model_id.hex()}, which is not installed (installed: {have})")
+        return Codec(bundles[model_id], self.options.threads, self.options.provider, self.options.optimize, self.tile)
+
+    def decode_latent(self, parsed: container.Container) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hyper-latent, mean, residual) of a file; the integers are what determinism is judged on."""
+        bundle, header = self.bundle, parsed.header
+        rows, cols = -(-header.height // PAD), -(-header.width // PAD)  # hyper-latent grid
+        channels = len(bundle.hyper_tables)
+        channel = np.broadcast_to(np.arange(channels)[:, None, None], (channels, rows, cols))
+        start = time.perf_counter()
+        try:
+            hyper_latent = entropy.decode(parsed.streams.hyper, channel, bundle.hyper_tables).reshape(channel.shape)
+        except entropy.EntropyError as error:
+            raise FormatError(f"hyper-latent stream: {error}") from None
+        self.timings.add("entropy_coding", start)
+        start = time.perf_counter()
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
+        self.timings.add("hyper_synthesis", start)
+        start = time.perf_counter()
+        try:
+            residual = entropy.decode(parsed.streams.latent, scale_index, bundle.latent_tables)
+        except entropy.EntropyError as error:
+            raise FormatError(f"latent stream: {error}") from None
+        self.timings.add("entropy_coding", start)
+        return hyper_latent, mean, residual.reshape(mean.shape)
+
+    def decode_rgb(self, parsed: container.Container) -> np.ndarray:
+        """RGB uint8 (H, W, 3) from a parsed container made by this codec's model."""
+        self.timings = Timings()
+        header = parsed.header
+        _, mean, residual = self.decode_latent(parsed)
+        level = quality_to_level(header.quality, self.bundle.levels)
+        inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))[:, None, None]
+        latent = ((residual + mean) * inverse_gain).astype(np.float32)
+        start = time.perf_counter()
+        x = tiled(lambda t: self.networks.run("synthesis", t), latent[None], True, self.tile, HALO)
+        self.timings.add("synthesis", start)
+        return to_pixels(x, header.height, header.width)

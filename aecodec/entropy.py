@@ -1,0 +1,148 @@
+"""Entropy coding of integer symbols with frozen integer tables. The only user of constriction.
+
+A typical workflow looks like this::
+
+    tables = EntropyTables(pmfs, offsets)          # integer tables from the weights
+    blob = encode(values, table_index, tables)     # values, table_index: int arrays
+    assert (decode(blob, table_index, tables) == values).all()
+
+Each table is a list of integer frequencies that sum to ``2**PMF_BITS``; symbol
+``i`` of table ``t`` stands for the value ``offsets[t] + i``, and the last
+symbol of every table is an *escape*: the value did not fit and is stored in
+the overflow part of the blob instead. Values are grouped by table, the groups
+coded in increasing table order, and within a group in raster order. Only the
+integer table index chooses probabilities, so any decoder that computes the
+same indexes decodes the same symbols.
+
+Blob layout (little-endian):
+
+======  =====  ===========================================================
+bytes   type   field
+======  =====  ===========================================================
+4       u32    number W of 32-bit words of ANS-coded data
+4 * W   u32[]  constriction ``AnsCoder`` words
+rest    bytes  escaped values in decode order, each a zig-zag LEB128 varint
+======  =====  ===========================================================
+"""
+
+from __future__ import annotations
+
+import struct
+
+import constriction
+import numpy as np
+
+PMF_BITS = 16  # frequencies of every table sum to 2**PMF_BITS
+PERFECT = False  # constriction's fast quantisation; encoder and decoder must agree
+MAX_ESCAPE = 1 << 24  # larger escaped magnitudes are refused as corrupt
+
+
+class EntropyError(ValueError):
+    """The coded stream is inconsistent with its tables."""
+
+
+class EntropyTables:
+    """Integer tables turned into constriction models once, for many calls."""
+
+    def __init__(self, pmfs: list[np.ndarray], offsets: np.ndarray):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.sizes = np.array([len(p) - 1 for p in pmfs], dtype=np.int64)  # without escape
+        self.models = []
+        for pmf in pmfs:
+            pmf = np.asarray(pmf, dtype=np.int64)
+            if pmf.min() < 1 or pmf.sum() != 1 << PMF_BITS:
+                raise ValueError("every table needs positive frequencies summing to 2**PMF_BITS")
+            # Division by a power of two is exact, so every machine hands constriction the same floats.
+            probabilities = pmf.astype(np.float64) / float(1 << PMF_BITS)
+            self.models.append(constriction.stream.model.Categorical(probabilities, perfect=PERFECT))
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def _zigzag_varints(values: np.ndarray) -> bytes:
+    out = bytearray()
+    for v in values.tolist():
+        u = 2 * v if v >= 0 else -2 * v - 1
+        while True:
+            byte = u & 0x7F
+            u >>= 7
+            out.append(byte | (0x80 if u else 0))
+            if not u:
+                break
+    return bytes(out)
+
+
+def _read_varints(data: bytes, count: int) -> np.ndarray:
+    values, pos = [], 0
+    for _ in range(count):
+        u, shift = 0, 0
+        while True:
+            if pos >= len(data):
+                raise EntropyError("overflow stream ends early")
+            byte = data[pos]
+            pos += 1
+            u |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+            if shift > 28:
+                raise EntropyError("overflow value too large")
+        values.append(u >> 1 if u % 2 == 0 else -(u >> 1) - 1)
+    if pos != len(data):
+        raise EntropyError("trailing bytes after the overflow values")
+    return np.array(values, dtype=np.int64)
+
+
+def _groups(table_index: np.ndarray, count: int) -> list[tuple[int, np.ndarray]]:
+    """Positions (raster order) of the values coded with each table, in coding order."""
+    order = np.argsort(table_index, kind="stable")
+    bounds = np.searchsorted(table_index[order], np.arange(count + 1))
+    return [(t, order[bounds[t]:bounds[t + 1]]) for t in range(count) if bounds[t + 1] > bounds[t]]
+
+
+def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables) -> bytes:
+    values = np.asarray(values, dtype=np.int64).ravel()
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if values.shape != table_index.shape:
+        raise ValueError("values and table_index must have the same number of elements")
+    symbols = values - tables.offsets[table_index]
+    escaped = (symbols < 0) | (symbols >= tables.sizes[table_index])
+    symbols = np.where(escaped, tables.sizes[table_index], symbols).astype(np.int32)
+    groups = _groups(table_index, len(tables))
+    coder = constriction.stream.stack.AnsCoder()
+    for t, positions in reversed(groups):  # a stack: the last group pushed is decoded first
+        coder.encode_reverse(symbols[positions], tables.models[t])
+    words = coder.get_compressed()
+    overflow = np.concatenate([values[p][escaped[p]] for _, p in groups]) if groups else values[:0]
+    if np.abs(overflow).max(initial=0) >= MAX_ESCAPE:
+        raise ValueError("a value is too large to code; the input is not a plausible latent")
+    return struct.pack("<I", len(words)) + words.astype("<u4").tobytes() + _zigzag_varints(overflow)
+
+
+def decode(blob: bytes, table_index: np.ndarray, tables: EntropyTables) -> np.ndarray:
+    """Inverse of encode for the same table_index; raises EntropyError on malformed input."""
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if len(blob) < 4:
+        raise EntropyError("entropy-coded stream is truncated")
+    (count,) = struct.unpack_from("<I", blob)
+    if 4 + 4 * count > len(blob):
+        raise EntropyError("entropy-coded stream is shorter than its word count")
+    words = np.frombuffer(blob, dtype="<u4", count=count, offset=4).astype(np.uint32)
+    if count and words[-1] == 0:
+        raise EntropyError("entropy-coded stream is malformed (ends in a zero word)")
+    values = np.empty(table_index.shape, dtype=np.int64)
+    escaped_positions = []
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        for t, positions in _groups(table_index, len(tables)):
+            symbols = np.asarray(coder.decode(tables.models[t], len(positions)), dtype=np.int64)
+            values[positions] = symbols + tables.offsets[t]
+            escaped_positions.append(positions[symbols == tables.sizes[t]])
+    except BaseException as error:  # constriction reports some failures as a Rust panic
+        if isinstance(error, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        raise EntropyError(f"entropy decoding failed: {error}") from None
+    escaped = np.concatenate(escaped_positions) if escaped_positions else np.empty(0, np.int64)
+    values[escaped] = _read_varints(blob[4 + 4 * count:], len(escaped))
+    return values

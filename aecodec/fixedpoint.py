@@ -1,0 +1,152 @@
+"""The hyper-synthesis in exact integer arithmetic: what makes every decoder agree.
+
+The hyper-synthesis turns the integer hyper-latent into the mean and the scale
+index of every latent element, and the scale index picks the probability
+table. It therefore runs here, in integers only:
+
+* weights are integers with at most ``WEIGHT_BITS`` bits, activations are
+  integers in ``0..ACTIVATION_MAX``;
+* a convolution is a float64 matrix product of integer-valued operands whose
+  partial sums all stay below 2**53 (checked when the weights load), so every
+  BLAS, thread count and summation order gives the exact same integers;
+* requantisation is an int64 multiply, add and arithmetic shift.
+
+Outputs are fixed-point numbers with ``OUTPUT_FRACTION_BITS`` fractional bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+WEIGHT_BITS = 12
+ACTIVATION_MAX = (1 << 15) - 1
+INPUT_LIMIT = 1 << 15  # the hyper-latent is clamped to +-this before the first layer
+OUTPUT_FRACTION_BITS = 16
+MULTIPLIER_BITS = 22
+EXACT_LIMIT = 1 << 52  # float64 holds every integer below 2**53
+CHUNK_POSITIONS = 8192  # output positions per matrix product, to bound memory
+
+
+@dataclass(frozen=True)
+class FixedConv:
+    """One conv layer: acc = conv(x, weight) + bias; out = (acc * multiplier) >> shift."""
+
+    weight: np.ndarray  # (cout, cin, k, k) int64
+    bias: np.ndarray  # (cout,) int64, in accumulator units
+    multiplier: np.ndarray  # (cout,) int64
+    shift: int
+    relu: bool
+    shuffle: bool  # pixel shuffle by 2 after the conv, as torch.nn.PixelShuffle
+
+    def accumulator_bound(self, input_limit: int) -> int:
+        per_channel = np.abs(self.weight).reshape(len(self.weight), -1).sum(1) * input_limit
+        return int((per_channel + np.abs(self.bias)).max())
+
+
+def check_layers(layers: list[FixedConv]) -> None:
+    """Refuse weights whose arithmetic could leave the exact range."""
+    limit = INPUT_LIMIT
+    for i, layer in enumerate(layers):
+        bound = layer.accumulator_bound(limit)
+        if bound >= EXACT_LIMIT or bound * int(np.abs(layer.multiplier).max()) >= 1 << 62:
+            raise ValueError(f"hyper-synthesis layer {i} could overflow exact arithmetic")
+        limit = ACTIVATION_MAX
+
+
+def conv_exact(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """'Same' convolution of int64 x (C, H, W) with int64 weight (O, C, k, k) -> int64 (O, H, W)."""
+    out_ch, in_ch, k, _ = weight.shape
+    _, h, w = x.shape
+    pad = k // 2
+    windows = sliding_window_view(np.pad(x, ((0, 0), (pad, pad), (pad, pad))), (k, k), axis=(1, 2))
+    matrix = weight.reshape(out_ch, -1).T.astype(np.float64)  # (C*k*k, O)
+    out = np.empty((h * w, out_ch), dtype=np.int64)
+    rows = max(1, CHUNK_POSITIONS // max(w, 1))
+    for top in range(0, h, rows):
+        patch = windows[:, top:top + rows].transpose(1, 2, 0, 3, 4).reshape(-1, in_ch * k * k)
+        out[top * w:(top + rows) * w] = patch.astype(np.float64) @ matrix
+    return out.T.reshape(out_ch, h, w)
+
+
+def pixel_shuffle(x: np.ndarray) -> np.ndarray:
+    """(4C, H, W) -> (C, 2H, 2W), in torch.nn.PixelShuffle's channel order."""
+    c4, h, w = x.shape
+    return x.reshape(c4 // 4, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(c4 // 4, 2 * h, 2 * w)
+
+
+def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: int) -> np.ndarray:
+    return (acc * multiplier[:, None, None] + (1 << (shift - 1))) >> shift
+
+
+def run_layers(layers: list[FixedConv], hyper_latent: np.ndarray) -> np.ndarray:
+    """Integer hyper-latent (N, h, w) -> fixed-point output (2M, 4h, 4w), int64."""
+    x = np.clip(np.asarray(hyper_latent, dtype=np.int64), -INPUT_LIMIT, INPUT_LIMIT)
+    for layer in layers:
+        acc = conv_exact(x, layer.weight) + layer.bias[:, None, None]
+        if layer.relu:
+            acc = np.maximum(acc, 0)
+        x = requantize(acc, layer.multiplier, layer.shift)
+        if layer.relu:
+            x = np.minimum(x, ACTIVATION_MAX)
+        if layer.shuffle:
+            x = pixel_shuffle(x)
+    return x
+
+
+def scale_thresholds(scales: np.ndarray) -> np.ndarray:
+    """The scale table in output fixed point, rounded up."""
+    return np.ceil(np.asarray(scales) * (1 << OUTPUT_FRACTION_BITS)).astype(np.int64)
+
+
+def entropy_parameters(layers: list[FixedConv], hyper_latent: np.ndarray,
+                       thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean as float64, scale index as int64), each (M, H, W); both exact."""
+    out = run_layers(layers, hyper_latent)
+    mean_fixed, scale_fixed = np.split(out, 2, axis=0)
+    scale_index = np.minimum(np.searchsorted(thresholds, scale_fixed, side="left"), len(thresholds) - 1)
+    mean = mean_fixed.astype(np.float64) / float(1 << OUTPUT_FRACTION_BITS)  # exact: power of two
+    return mean, scale_index.astype(np.int64)
+
+
+# --- Conversion from float weights (used by export; numpy only) -----------------------------
+
+
+def _float_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    out_ch, in_ch, k, _ = weight.shape
+    pad = k // 2
+    windows = sliding_window_view(np.pad(x, ((0, 0), (pad, pad), (pad, pad))), (k, k), axis=(1, 2))
+    patch = windows.transpose(1, 2, 0, 3, 4).reshape(-1, in_ch * k * k)
+    out = patch @ weight.reshape(out_ch, -1).T + bias
+    return out.T.reshape(out_ch, *x.shape[1:])
+
+
+def quantize_layers(float_layers: list[dict], calibration: list[np.ndarray]) -> list[FixedConv]:
+    """Float layers ({weight, bias, relu, shuffle}) -> integer layers, activation ranges
+    taken from calibration hyper-latents. The last layer outputs OUTPUT_FRACTION_BITS fixed point."""
+    activations = [np.asarray(c, dtype=np.float64) for c in calibration]
+    input_scale = 1.0  # the hyper-latent is already integer
+    fixed = []
+    for i, layer in enumerate(float_layers):
+        weight, bias = np.asarray(layer["weight"], np.float64), np.asarray(layer["bias"], np.float64)
+        outputs = [_float_conv(a, weight, bias) for a in activations]
+        if layer["relu"]:
+            outputs = [np.maximum(o, 0) for o in outputs]
+        last = i == len(float_layers) - 1
+        peak = max(float(np.abs(o).max()) for o in outputs)
+        output_scale = 2.0 ** -OUTPUT_FRACTION_BITS if last else max(peak, 1e-6) * 1.25 / ACTIVATION_MAX
+        weight_scale = np.abs(weight).reshape(len(weight), -1).max(1) / ((1 << (WEIGHT_BITS - 1)) - 1)
+        weight_scale = np.maximum(weight_scale, 1e-12)
+        weight_int = np.round(weight / weight_scale[:, None, None, None]).astype(np.int64)
+        bias_int = np.round(bias / (input_scale * weight_scale)).astype(np.int64)
+        ratio = input_scale * weight_scale / output_scale
+        shift = int(np.clip(MULTIPLIER_BITS - np.ceil(np.log2(ratio.max())), 1, 62))
+        multiplier = np.round(ratio * 2.0 ** shift).astype(np.int64)
+        fixed.append(FixedConv(weight_int, bias_int, multiplier, shift, layer["relu"], layer["shuffle"]))
+        if layer["shuffle"]:
+            outputs = [pixel_shuffle(o) for o in outputs]
+        activations, input_scale = outputs, output_scale
+    check_layers(fixed)
+    return fixed

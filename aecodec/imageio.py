@@ -1,0 +1,181 @@
+"""Turning whatever a user hands us into 8-bit RGB plus what must travel beside it.
+
+A typical workflow looks like this::
+
+    source = load_image("photo.png")          # path, bytes, PIL.Image or array
+    source.rgb, source.layout, source.alpha   # what the codec codes
+    image = build_image(rgb, "RGBA", alpha, icc, exif)   # and back to a PIL.Image
+
+Greyscale is coded as RGB and returned as greyscale; alpha is coded losslessly
+beside the colour; EXIF orientation is applied; ICC profiles and EXIF ride along.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
+HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+
+
+class ImageError(ValueError):
+    """The input is not an image we can code."""
+
+
+@dataclass
+class SourceImage:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    layout: str  # "RGB", "L", "RGBA" or "LA"
+    alpha: np.ndarray | None = None  # (H, W) uint8
+    icc: bytes = b""
+    exif: bytes = b""
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def pixel_limit(allow_large: bool):
+    """Pillow's decompression-bomb guard as an error, or lifted for this call only."""
+    saved = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        if allow_large:
+            Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image(source, allow_large: bool = False) -> Image.Image:
+    """Open and fully load a path, bytes or file object; one clear error for anything broken."""
+    name = str(source) if isinstance(source, (str, Path)) else "input"
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        with pixel_limit(allow_large):
+            image = Image.open(source)
+            image.load()
+    except FileNotFoundError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{name}: {error} (use --allow-large to lift the limit)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(f"{name}: not a readable image ({error})") from None
+    return image
+
+
+def _icc_matches(icc: bytes, layout: str) -> bool:
+    """An ICC profile's colour space (header bytes 16..20) must fit the pixels it travels with."""
+    space = icc[16:20] if len(icc) >= 20 else b""
+    return space == (b"GRAY" if layout in ("L", "LA") else b"RGB ")
+
+
+def _reduce_depth(image: Image.Image, notes: list[str]) -> Image.Image:
+    data = np.asarray(image)
+    notes.append(f"{image.mode} image reduced to 8 bits per sample")
+    if image.mode == "F":
+        data = np.clip(data, 0, 1) * 255 if data.max(initial=0) <= 1 else np.clip(data, 0, 255)
+    else:
+        data = np.clip(data.astype(np.float64) / 257.0, 0, 255)
+    return Image.fromarray(np.rint(data).astype(np.uint8), "L")
+
+
+def from_pil(image: Image.Image) -> SourceImage:
+    notes = []
+    if getattr(image, "n_frames", 1) > 1:
+        notes.append(f"image has {image.n_frames} frames; only the first is coded")
+        image.seek(0)
+    icc = image.info.get("icc_profile") or b""
+    image = ImageOps.exif_transpose(image) or image
+    exif = image.getexif()
+    exif_bytes = exif.tobytes() if len(exif) else b""
+    if image.mode in HIGH_DEPTH_MODES:
+        image = _reduce_depth(image, notes)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    grey = image.mode in ("1", "L", "LA", "La", "I;16") or (image.mode in ("P", "PA") and _palette_is_grey(image))
+    layout = ("LA" if has_alpha else "L") if grey else ("RGBA" if has_alpha else "RGB")
+    rgba = np.asarray(image.convert("RGBA"))
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    if grey:
+        rgb = np.repeat(np.asarray(image.convert("L"))[..., None], 3, axis=2)
+    if icc and not _icc_matches(icc, layout):
+        notes.append("ICC profile does not match the coded colours and was dropped")
+        icc = b""
+    alpha = np.ascontiguousarray(rgba[..., 3]) if has_alpha else None
+    return SourceImage(rgb, layout, alpha, icc, exif_bytes, notes)
+
+
+def _palette_is_grey(image: Image.Image) -> bool:
+    palette = np.asarray(image.convert("RGB"))
+    return bool((palette[..., 0] == palette[..., 1]).all() and (palette[..., 1] == palette[..., 2]).all())
+
+
+def from_array(array: np.ndarray) -> SourceImage:
+    array = np.asarray(array)
+    notes = []
+    if array.dtype == np.uint16:
+        array = np.rint(array / 257.0).astype(np.uint8)
+        notes.append("16-bit array reduced to 8 bits per sample")
+    if array.dtype != np.uint8:
+        raise ImageError(f"arrays must be uint8 (or uint16), not {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"expected an HxW, HxWx3 or HxWx4 array, not shape {array.shape}")
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[2]]
+    image = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
+    source = from_pil(image)
+    source.warnings[:0] = notes
+    return source
+
+
+def load_image(source, allow_large: bool = False) -> SourceImage:
+    """A path, bytes, file object, PIL.Image or numpy array -> SourceImage."""
+    if isinstance(source, np.ndarray):
+        return from_array(source)
+    if isinstance(source, Image.Image):
+        source.load()
+        return from_pil(source)
+    return from_pil(open_image(source, allow_large))
+
+
+def build_image(rgb: np.ndarray, layout: str, alpha: np.ndarray | None = None,
+                icc: bytes = b"", exif: bytes = b"") -> Image.Image:
+    """Decoded pixels and side data -> a PIL.Image in the original layout."""
+    if layout in ("L", "LA"):
+        grey = np.rint(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        image = Image.fromarray(grey, "L")
+    else:
+        image = Image.fromarray(rgb, "RGB")
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha, "L"))
+    if icc:
+        image.info["icc_profile"] = icc
+    if exif:
+        image.info["exif"] = exif
+    return image
+
+
+def encode_alpha(alpha: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(alpha, "L").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    try:
+        with pixel_limit(allow_large=True):
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except Exception as error:  # Pillow raises many types for corrupt PNG data
+        raise ValueError(f"alpha stream is not a valid PNG ({error})") from None
+    if image.mode != "L" or image.size != (width, height):
+        raise ValueError(f"alpha stream is {image.mode} {image.size}, expected L {(width, height)}")
+    return np.asarray(image)

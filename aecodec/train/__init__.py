@@ -1,0 +1,1 @@
+"""Training, checkpoints and ONNX export. The only subpackage that imports torch."""

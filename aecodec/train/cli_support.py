@@ -1,0 +1,35 @@
+"""Turning `aecodec train` options into configs; imported only by that command."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig, TrainConfig
+from .loop import load_checkpoint, train
+
+
+def fast_bf16_cpu() -> bool:
+    """bf16 pays on CPUs with AMX or AVX-512 bf16; elsewhere it is far slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
+                 bf16, checkpoint_minutes) -> Path:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but torch sees no GPU")
+    if bf16 is None:
+        bf16 = device == "cuda" or fast_bf16_cpu()
+    config = TrainConfig(**load_checkpoint(resume)["train_config"]) if resume else TrainConfig()
+    changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,
+               "checkpoint_minutes": checkpoint_minutes}
+    changes.update({k: v for k, v in {"lr": lr, "batch": batch, "crop": crop}.items() if v is not None})
+    config = replace(config, **changes)
+    model_config = None if resume else ModelConfig(channels=channels, latent_channels=latent_channels)
+    return train(config, model_config, out, resume)

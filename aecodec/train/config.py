@@ -1,0 +1,50 @@
+"""Configuration dataclasses that travel inside checkpoints and model cards."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the variable-rate mean-scale hyperprior."""
+
+    channels: int = 96  # N: width of the transforms and of the hyper-latent
+    latent_channels: int = 160  # M: channels of the latent
+    levels: int = 8  # rate levels with learned gains; quality interpolates between them
+    lambda_min: float = 0.0018
+    lambda_max: float = 0.18
+
+    def lambdas(self) -> list[float]:
+        """Rate-distortion trade-off of each level, log-spaced from min to max."""
+        lo, hi = math.log(self.lambda_min), math.log(self.lambda_max)
+        steps = max(self.levels - 1, 1)
+        return [math.exp(lo + (hi - lo) * i / steps) for i in range(self.levels)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a training run besides the architecture."""
+
+    data: str = "../shared/data/train"
+    crop: int = 128
+    batch: int = 16
+    lr: float = 3e-4
+    minutes: float = 60.0
+    checkpoint_minutes: float = 5.0
+    validate_minutes: float = 10.0
+    validation_images: int = 8
+    max_side: int = 1280  # photos are downscaled to this on load
+    min_scale: float = 0.6  # random down-scaling of crops, 1.0 disables it
+    seed: int = 0
+    bf16: bool = False  # only pays where the CPU has AVX-512 bf16 or AMX, or on CUDA
+    threads: int = 0  # 0 lets torch decide
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

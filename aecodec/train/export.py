@@ -1,0 +1,146 @@
+"""Checkpoint -> weights bundle: ONNX networks, frozen integer tables, model card.
+
+A typical workflow looks like this::
+
+    export("runs/main/last.ckpt", "weights/main", calibration_dir="../shared/data/train")
+
+The hyper-synthesis is not exported to ONNX: it is converted to exact integer
+arithmetic (``aecodec.fixedpoint``) with activation ranges calibrated on
+held-out training photos.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import tables
+from ..fixedpoint import quantize_layers
+from ..weights import HASHED_FILES, MANIFEST, model_id_of, save_tables
+from .data import list_images, load_photo, split_validation
+from .loop import centre_crop, load_checkpoint, model_from_checkpoint
+from .model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
+
+OPSET = 17
+CALIBRATION_LEVELS = 5
+HYPER_TAIL_MASS = 1e-9
+HYPER_SEARCH_LIMIT = 1 << 12
+
+
+def export_onnx(network: nn.Module, channels: int, path: Path) -> None:
+    example = torch.zeros(1, channels, 64, 64)
+    torch.onnx.export(
+        network, (example,), str(path), opset_version=OPSET, dynamo=False,
+        input_names=["input"], output_names=["output"],
+        dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
+    )
+
+
+def hyper_synthesis_layers(network: nn.Sequential) -> list[dict]:
+    """The conv / pixel-shuffle / ReLU stack as plain arrays for the fixed-point converter."""
+    layers = []
+    for module in network:
+        if isinstance(module, nn.ReLU):
+            layers[-1]["relu"] = True
+            continue
+        conv = module[0] if isinstance(module, nn.Sequential) else module
+        layers.append({
+            "weight": conv.weight.detach().double().numpy(), "bias": conv.bias.detach().double().numpy(),
+            "relu": False, "shuffle": isinstance(module, nn.Sequential),
+        })
+    return layers
+
+
+def _cdf(prior: FactorizedPrior, values: torch.Tensor) -> torch.Tensor:
+    """values (C, K) -> CDF (C, K), in float64."""
+    return torch.sigmoid(prior.logits_cdf(values[:, None, :]))[:, 0, :]
+
+
+def hyper_tables(prior: FactorizedPrior, channels: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-channel integer pmfs over the range that holds all but HYPER_TAIL_MASS."""
+    prior = prior.double()
+    limit = torch.full((channels,), float(HYPER_SEARCH_LIMIT), dtype=torch.float64)
+
+    def bisect(target: float) -> torch.Tensor:
+        """Per channel, the x where the CDF crosses target."""
+        low, high = -limit, limit.clone()
+        for _ in range(60):
+            mid = (low + high) / 2
+            below = _cdf(prior, mid[:, None])[:, 0] < target
+            low, high = torch.where(below, mid, low), torch.where(below, high, mid)
+        return (low + high) / 2
+
+    lo, hi = bisect(HYPER_TAIL_MASS / 2), bisect(1 - HYPER_TAIL_MASS / 2)
+    pmfs, offsets = [], []
+    for c in range(channels):
+        start, stop = math.floor(lo[c].item()), math.ceil(hi[c].item())
+        values = torch.arange(start, stop + 1, dtype=torch.float64)
+        edges = torch.cat([values - 0.5, values[-1:] + 0.5])
+        cdf = torch.sigmoid(prior.logits_cdf(edges.repeat(channels, 1)[:, None, :])[c, 0])
+        mass = (cdf[1:] - cdf[:-1]).clamp(min=0).numpy()
+        pmfs.append(tables.quantize_pmf(np.append(mass, HYPER_TAIL_MASS)))
+        offsets.append(start)
+    return pmfs, np.array(offsets, dtype=np.int64)
+
+
+@torch.no_grad()
+def calibration_hyper_latents(model: HyperpriorModel, photos: list[np.ndarray]) -> list[np.ndarray]:
+    latents = []
+    for photo in photos:
+        x = torch.from_numpy(centre_crop(photo, 512).transpose(2, 0, 1).copy()).float()[None] / 255
+        y = model.analysis(x)
+        for level in np.linspace(0, model.config.levels - 1, CALIBRATION_LEVELS):
+            gain, _ = model.gains(torch.tensor([float(level)]))
+            latents.append(torch.round(model.hyper_analysis(y * gain))[0].double().numpy())
+    return latents
+
+
+def prepare_for_export(model: HyperpriorModel) -> HyperpriorModel:
+    """Bake parameter constraints into the weights so the ONNX graphs stay simple."""
+    for module in model.modules():
+        if isinstance(module, SimplifiedGDN):
+            module.gamma.data.clamp_(min=0.0)
+            module.beta.data.clamp_(min=1e-4)
+    return model.eval()
+
+
+@torch.no_grad()
+def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: str | Path,
+           calibration_images: int = 8) -> bytes:
+    """Write a weights bundle; returns its model id."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = prepare_for_export(model_from_checkpoint(checkpoint))
+    cfg = model.config
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    export_onnx(model.analysis, 3, out / "analysis.onnx")
+    export_onnx(model.hyper_analysis, cfg.latent_channels, out / "hyper_analysis.onnx")
+    export_onnx(model.synthesis, cfg.latent_channels, out / "synthesis.onnx")
+
+    # Calibrate on held-out training photos: the same ones validation uses, never Kodak.
+    _, held_out = split_validation(list_images(calibration_dir), calibration_images)
+    photos = [p for p in (load_photo(path, 1280, 128) for path in held_out) if p is not None]
+    layers = quantize_layers(hyper_synthesis_layers(model.hyper_synthesis), calibration_hyper_latents(model, photos))
+    scales = tables.scale_table()
+    save_tables(out / "tables.npz", model.log_gain.double().numpy(), model.log_inverse_gain.double().numpy(),
+                layers, scales, tables.gaussian_tables(scales), hyper_tables(model.hyper_prior, cfg.channels))
+    model_id = model_id_of(out)
+    card = {
+        "format": "aecodec-weights", "version": 1, "model_id": model_id.hex(),
+        "architecture": "variable-rate mean-scale hyperprior (gain units), simplified GDN, sub-pixel synthesis",
+        "model_config": cfg.to_dict(), "train_config": checkpoint["train_config"],
+        "training_steps": checkpoint["step"], "pixels_seen": checkpoint["pixels_seen"],
+        "training_seconds": round(checkpoint.get("seconds_trained", 0.0)),
+        "lambda_range": [cfg.lambda_min, cfg.lambda_max],
+        "data": "photographs listed in shared/data/train/MANIFEST.tsv (Kodak never used)",
+        "exported": datetime.date.today().isoformat(), "files": list(HASHED_FILES),
+        "kodak_rd": None,
+    }
+    (out / MANIFEST).write_text(json.dumps(card, indent=2) + "\n")
+    return model_id

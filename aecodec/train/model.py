@@ -1,0 +1,208 @@
+"""The variable-rate mean-scale hyperprior, in PyTorch, for training and export.
+
+A typical training step looks like this::
+
+    model = HyperpriorModel(ModelConfig())
+    out = model(images, level)          # level: (B,) floats in [0, levels-1]
+    loss = rd_loss(out, images, model.lambdas(level))
+
+The four transforms are plain ``nn.Sequential`` stacks so that export can hand
+each one to ONNX (or to the fixed-point converter) on its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+SCALE_MIN = 0.11  # lower bound on the Gaussian scale, as in the entropy tables
+LIKELIHOOD_MIN = 1e-9
+
+
+class SimplifiedGDN(nn.Module):
+    """x / (beta + gamma * |x|), or x * (...) when inverse (Johnston et al. 2019)."""
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels).view(channels, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gamma = self.gamma.clamp(min=0.0).to(x.dtype)
+        beta = self.beta.clamp(min=1e-4).to(x.dtype)
+        norm = F.conv2d(x.abs(), gamma, beta)
+        return x * norm if self.inverse else x / norm
+
+
+def conv_down(cin: int, cout: int, kernel: int = 5) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=2, padding=kernel // 2)
+
+
+def conv_up(cin: int, cout: int) -> nn.Sequential:
+    """Sub-pixel convolution: ONNX Runtime runs it much faster than ConvTranspose."""
+    return nn.Sequential(nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2))
+
+
+def analysis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        conv_down(3, n), SimplifiedGDN(n),
+        conv_down(n, n), SimplifiedGDN(n),
+        conv_down(n, n), SimplifiedGDN(n),
+        conv_down(n, m),
+    )
+
+
+def synthesis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        conv_up(m, n), SimplifiedGDN(n, inverse=True),
+        conv_up(n, n), SimplifiedGDN(n, inverse=True),
+        conv_up(n, n), SimplifiedGDN(n, inverse=True),
+        conv_up(n, 3),
+    )
+
+
+def hyper_analysis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(m, n, 3, padding=1), nn.LeakyReLU(inplace=True),
+        conv_down(n, n), nn.LeakyReLU(inplace=True),
+        conv_down(n, n),
+    )
+
+
+def hyper_synthesis(n: int, m: int) -> nn.Sequential:
+    """Convs, pixel shuffles and ReLUs only: export turns it into exact integer arithmetic."""
+    return nn.Sequential(
+        conv_up(n, n), nn.ReLU(),
+        conv_up(n, m), nn.ReLU(),
+        nn.Conv2d(m, 2 * m, 3, padding=1),
+    )
+
+
+class FactorizedPrior(nn.Module):
+    """Per-channel learned CDF of the hyper-latent (Balle et al. 2018, appendix 6.1)."""
+
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
+        super().__init__()
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(filters) + 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(filters):
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+
+    def logits_cdf(self, values: torch.Tensor) -> torch.Tensor:
+        """values: (C, 1, K) -> cumulative logits (C, 1, K)."""
+        x = values
+        for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
+            x = torch.matmul(F.softplus(matrix), x) + bias
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i]) * torch.tanh(x)
+        return x
+
+    def likelihood(self, z: torch.Tensor) -> torch.Tensor:
+        """Probability mass of the unit interval around each value of z (B, C, H, W)."""
+        b, c, h, w = z.shape
+        values = z.permute(1, 0, 2, 3).reshape(c, 1, -1)
+        lower = self.logits_cdf(values - 0.5)
+        upper = self.logits_cdf(values + 0.5)
+        # Evaluate on the side of the median where the sigmoid is not saturated.
+        sign = -torch.sign(lower + upper).detach()
+        mass = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+        return mass.reshape(c, b, h, w).permute(1, 0, 2, 3).clamp(min=LIKELIHOOD_MIN)
+
+
+def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mass of [r - 1/2, r + 1/2] under N(0, scale), computed on the lower tail."""
+    scale = scale.clamp(min=SCALE_MIN)
+    r = residual.abs()
+    upper = torch.special.ndtr((0.5 - r) / scale)
+    lower = torch.special.ndtr((-0.5 - r) / scale)
+    return (upper - lower).clamp(min=LIKELIHOOD_MIN)
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def quantize(x: torch.Tensor, noise: bool) -> torch.Tensor:
+    return x + torch.empty_like(x).uniform_(-0.5, 0.5) if noise else torch.round(x)
+
+
+class HyperpriorModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        n, m, levels = config.channels, config.latent_channels, config.levels
+        self.analysis = analysis(n, m)
+        self.synthesis = synthesis(n, m)
+        self.hyper_analysis = hyper_analysis(n, m)
+        self.hyper_synthesis = hyper_synthesis(n, m)
+        self.hyper_prior = FactorizedPrior(n)
+        # Gains start at the step size that suits each lambda for MSE: sqrt(lambda).
+        log_lambda = torch.log(torch.tensor(config.lambdas()))
+        init = 0.5 * (log_lambda - log_lambda.mean())
+        self.log_gain = nn.Parameter(init[:, None].repeat(1, m).clone())
+        self.log_inverse_gain = nn.Parameter(-init[:, None].repeat(1, m).clone())
+        self.register_buffer("log_lambda", log_lambda)
+
+    def interpolate(self, table: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation of rows of table (levels, ...) at fractional level (B,)."""
+        level = level.clamp(0, self.config.levels - 1)
+        low = level.floor().long().clamp(max=self.config.levels - 2)
+        frac = (level - low.to(level.dtype)).view(-1, *([1] * (table.dim() - 1)))
+        return table[low] * (1 - frac) + table[low + 1] * frac
+
+    def lambdas(self, level: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.interpolate(self.log_lambda, level))
+
+    def gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample latent gain and inverse gain, each (B, M, 1, 1)."""
+        gain = torch.exp(self.interpolate(self.log_gain, level))
+        inverse = torch.exp(self.interpolate(self.log_inverse_gain, level))
+        return gain[:, :, None, None], inverse[:, :, None, None]
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor, bf16: bool = False, noise: bool = True) -> dict:
+        """Noise stands in for rounding in the rates when training; noise=False rounds."""
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16)
+        gain, inverse_gain = self.gains(level)
+        with autocast:
+            latent = self.analysis(x)
+        latent = latent.float() * gain  # (B, M, H/16, W/16)
+        with autocast:
+            hyper_latent = self.hyper_analysis(latent)
+        hyper_latent = hyper_latent.float()  # (B, N, H/64, W/64)
+        hyper_likelihood = self.hyper_prior.likelihood(quantize(hyper_latent, noise))
+        with autocast:
+            params = self.hyper_synthesis(round_ste(hyper_latent))
+        mean, scale = params.float().chunk(2, dim=1)
+        latent_likelihood = gaussian_likelihood(quantize(latent - mean, noise), scale)
+        latent_hat = round_ste(latent - mean) + mean
+        with autocast:
+            x_hat = self.synthesis(latent_hat * inverse_gain)
+        return {
+            "x_hat": x_hat.float(),
+            "likelihoods": (latent_likelihood, hyper_likelihood),
+        }
+
+
+def rd_loss(out: dict, x: torch.Tensor, lambdas: torch.Tensor) -> dict:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch."""
+    b, _, h, w = x.shape
+    pixels = h * w
+    bits = sum(-torch.log2(lk).reshape(b, -1).sum(1) for lk in out["likelihoods"])
+    bpp = bits / pixels
+    mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
+    loss = (lambdas * 255**2 * mse + bpp).mean()
+    psnr = -10 * torch.log10(mse.detach().clamp(min=1e-10))
+    return {"loss": loss, "bpp": bpp.detach(), "mse": mse.detach(), "psnr": psnr}

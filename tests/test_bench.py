@@ -1,0 +1,131 @@
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aecodec.bench import available_codecs, load_reference, main_bench, run_bench, select_codecs
+from aecodec.bench.curves import Curve
+from aecodec.bench.report import bd_matrix
+
+SHARED = Path(__file__).parents[2] / "shared"
+ANCHORS = SHARED / "anchors" / "kodak"
+
+pytestmark = pytest.mark.filterwarnings("ignore:MS-SSIM on a .* image is not standard")
+
+
+class FakeCodec:
+    """Stands in for aecodec: PNG of the image with the low bits dropped by quality."""
+
+    def compress(self, image, quality=75.0):
+        shift = int(round((100 - quality) / 25))
+        buf = io.BytesIO()
+        Image.fromarray((image >> shift) << shift).save(buf, "PNG")
+        return buf.getvalue()
+
+    def decompress(self, data):
+        return Image.open(io.BytesIO(data))
+
+
+def _smooth_noise(path, seed, w=96, h=64):
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (h // 8, w // 8, 3)).astype(np.uint8)
+    image = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    return [_smooth_noise(folder / f"img{i}.png", i) for i in range(2)]
+
+
+def _few_qualities(specs, n=3):
+    # Three points per codec keep the test fast; the full sweeps are for real runs.
+    return {k: type(s)(s.name, s.qualities[2:2 + n], s.encode, s.decode, s.note) for k, s in specs.items()}
+
+
+def test_run_bench_measures_every_point(images):
+    specs = _few_qualities(select_codecs(["jpeg", "webp", "aecodec"], available_codecs(FakeCodec())))
+    results = run_bench(images, specs, repeats=2, progress=False)
+    assert len(results.measurements) == 3 * 2 * 3
+    m = results.measurements[0]
+    assert m.bytes > 0 and m.bpp == pytest.approx(8 * m.bytes / (96 * 64))
+    assert 10 < m.psnr < 60 and 0 < m.ms_ssim <= 1 and m.encode_ms >= 0
+    means = [r for r in results.means() if r["codec"] == "jpeg"]
+    assert len(means) == 3 and all(r["images"] == 2 for r in means)
+    first = [x for x in results.measurements if x.codec == "jpeg" and x.quality == means[0]["quality"]]
+    assert means[0]["psnr"] == pytest.approx(np.mean([x.psnr for x in first]))
+    assert set(results.peak_rss_mb) == {"jpeg", "webp", "aecodec"}
+    assert results.env["threads"] == 1 and results.env["cpu"]
+
+
+def test_main_bench_writes_json_csv_markdown(images, tmp_path):
+    out = tmp_path / "out"
+    refs = [ANCHORS / "kodak__jpeg.json"] if ANCHORS.is_dir() else []
+    main_bench([images[0].parent], ["jpeg", "webp", "aecodec"], out, refs, aecodec_codec=FakeCodec(),
+               progress=False, plots=False)
+    doc = json.loads((out / "results.json").read_text())
+    assert {"env", "codecs", "means", "measurements", "peak_rss_mb"} <= set(doc)
+    assert doc["env"]["pillow_libraries"]["webp"]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(doc["measurements"]) > 0
+    assert {"codec", "image", "quality", "bytes", "bpp", "psnr", "ms_ssim", "encode_ms"} <= set(rows[0])
+    summary = (out / "summary.md").read_text()
+    assert "## webp" in summary and "BD-rate, PSNR" in summary and "test \\ anchor" in summary
+    if refs:
+        assert "| JPEG (ref) |" in summary
+
+
+def test_plots_are_written(images, tmp_path):
+    pytest.importorskip("matplotlib")
+    specs = _few_qualities({"jpeg": available_codecs()["jpeg"]})
+    out = tmp_path / "out"
+    results = run_bench(images[:1], specs, progress=False)
+    from aecodec.bench.report import write_report
+
+    paths = write_report(results, out, [Curve("ref", (0.5, 1.0), (30.0, 33.0), (), True)])
+    assert paths["plot_psnr"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "rd_ms_ssim_db.png").exists()
+
+
+def test_unknown_codec_is_refused():
+    with pytest.raises(ValueError, match="aecodec needs a model"):
+        select_codecs(["aecodec"], available_codecs())
+
+
+def test_bd_matrix_rows_are_tested_against_columns():
+    a = Curve("a", (0.25, 0.5, 1.0), (28.0, 31.0, 34.0))
+    b = Curve("b", (0.125, 0.25, 0.5), (28.0, 31.0, 34.0), reference=True)
+    matrix = bd_matrix([a, b], "psnr")
+    assert matrix[0][0] is None and matrix[1][0].percent == pytest.approx(-50.0)
+    assert bd_matrix([a, b], "ms_ssim_db") == []  # neither has MS-SSIM
+
+
+@pytest.mark.skipif(not ANCHORS.is_dir(), reason="no /work/shared anchors next to the repo")
+def test_load_reference_reads_compressai_json():
+    jpeg = load_reference(ANCHORS / "kodak__jpeg.json")
+    assert jpeg.name == "JPEG" and jpeg.reference
+    assert len(jpeg.bpp) == len(jpeg.psnr) == len(jpeg.ms_ssim) == 19
+    assert jpeg.psnr[0] == pytest.approx(23.779894921045457)
+    # Papers publishing only MS-SSIM in dB are converted back to linear MS-SSIM.
+    elic = load_reference(ANCHORS / "kodak__paper-elic2022_ms-ssim.json")
+    assert not elic.psnr and elic.has("ms_ssim_db") and not elic.has("psnr")
+    assert elic.quality("ms_ssim_db")[0] == pytest.approx(11.593)
+    assert math.isclose(elic.ms_ssim[0], 1 - 10 ** (-1.1593))
+
+
+def test_bench_imports_neither_torch_nor_matplotlib():
+    code = "import sys, aecodec.bench; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "[]"
