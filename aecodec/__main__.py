@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main(prog_name="aecodec")
+if __name__ == "__main__":  # worker processes re-import this module under another name
+    main(prog_name="aecodec")

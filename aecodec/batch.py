@@ -4,13 +4,22 @@ A typical workflow looks like this::
 
     tasks = plan(["photos/"], out_dir="out", suffix=".aec", kind="compress")
     summary = run(tasks, Options(kind="compress", quality=60), jobs=2)
+    print(summary.line("compress"))
+
+A file that fails becomes an error in its Outcome and the others carry on
+(unless fail_fast); only a model that cannot load, or a worker that dies,
+stops the whole run with an exception.
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import multiprocessing
 import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +30,7 @@ from .files import atomic_write
 from .imageio import IMAGE_SUFFIXES
 
 AEC_SUFFIX = ".aec"
+EXTRA_IMAGE_SUFFIXES = {".gif", ".jxl", ".avif", ".jp2", ".tga"}  # tried when found in folders; Pillow decides
 
 
 @dataclass(frozen=True)
@@ -50,18 +60,31 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
 @dataclass
 class Summary:
+    total: int = 0
     done: int = 0
     failed: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
 
+    def sizes(self, kind: str) -> str:
+        """'1.2 MB -> 140.3 kB (8.6x)': bytes read and written so far, and the ratio for compression."""
+        ratio = f" ({self.bytes_in / self.bytes_out:.1f}x)" if self.bytes_out and kind == "compress" else ""
+        return f"{human_size(self.bytes_in)} -> {human_size(self.bytes_out)}{ratio}"
+
     def line(self, kind: str) -> str:
-        ratio = f" ({self.bytes_in / self.bytes_out:.2f}x)" if self.bytes_out and kind == "compress" else ""
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{kind}ed {self.done} file{'s' * (self.done != 1)}{failed}: "
-                f"{self.bytes_in / 1e6:.2f} MB -> {self.bytes_out / 1e6:.2f} MB{ratio}")
+        skipped = self.total - self.done - self.failed
+        skipped = f", {skipped} not attempted" if skipped > 0 else ""
+        return f"{kind}ed {self.done} file{'s' * (self.done != 1)}{failed}{skipped}: {self.sizes(kind)}"
 
 
 def _inputs(path: Path, suffixes: set[str]) -> list[tuple[Path, Path]]:
@@ -74,9 +97,11 @@ def _inputs(path: Path, suffixes: set[str]) -> list[tuple[Path, Path]]:
 
 def plan(inputs: list[str], out_dir: str | None, suffix: str, kind: str, output: str | None = None) -> list[Task]:
     """Where each input's output goes: -o for one file, else out_dir mirroring folders, else beside it."""
-    suffixes = IMAGE_SUFFIXES | {".gif", ".jxl", ".avif", ".jp2", ".tga"} if kind == "compress" else {AEC_SUFFIX}
+    suffixes = IMAGE_SUFFIXES | EXTRA_IMAGE_SUFFIXES if kind == "compress" else {AEC_SUFFIX}
     tasks = []
     for name in inputs:
+        if name == "-":
+            raise ValueError("'-' (stdin) must be the only input")
         for source, relative in _inputs(Path(name), suffixes):
             if output:
                 dest = Path(output)
@@ -87,42 +112,69 @@ def plan(inputs: list[str], out_dir: str | None, suffix: str, kind: str, output:
             tasks.append(Task(source, dest))
     if output and len(tasks) > 1:
         raise ValueError("-o/--output names one file; use --out-dir for several inputs")
+    _check_unique(tasks)
     return tasks
+
+
+def _check_unique(tasks: list[Task]) -> None:
+    """photo.png and photo.jpg would both become photo.aec: refuse before writing anything."""
+    seen: dict[Path, Path] = {}
+    for task in tasks:
+        if task.dest in seen:
+            raise ValueError(f"{seen[task.dest]} and {task.source} would both be written to {task.dest}")
+        seen[task.dest] = task.source
 
 
 def process(codec: Codec, task: Task, options: Options) -> Outcome:
     """Run one task; any failure becomes Outcome.error rather than an exception."""
     outcome = Outcome(task)
     try:
-        if task.dest.exists() and not options.force:
-            raise FileExistsError(f"{task.dest} already exists (use -f/--force to overwrite)")
-        data_in = task.source.read_bytes()
-        outcome.bytes_in = len(data_in)
+        _check_dest(task, options.force)
         if options.kind == "compress":
+            outcome.bytes_in = task.source.stat().st_size
             data = codec.compress(task.source, options.quality, options.target_bpp, options.target_size,
                                   options.allow_large)
+            outcome.warnings = list(codec.warnings)
         else:
-            data = encode_image(codec.decompress(data_in), options.image_format or format_for(task.dest))
-        outcome.warnings = list(codec.warnings)
+            data_in = task.source.read_bytes()
+            outcome.bytes_in = len(data_in)
+            fmt = options.image_format or format_for(task.dest)
+            data, outcome.warnings = encode_image(codec.decompress(data_in), fmt)
         atomic_write(task.dest, data, options.force)
         outcome.bytes_out = len(data)
-    except (OSError, ValueError, RuntimeError) as error:
-        outcome.error = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    except Exception as error:  # one bad file must not stop the others: it is reported instead
+        outcome.error = _message(error, task.source)
     return outcome
+
+
+def _check_dest(task: Task, force: bool) -> None:
+    if task.dest.exists() and not force:
+        raise FileExistsError(errno.EEXIST, f"{task.dest} already exists (use -f/--force to overwrite)")
+    if task.dest.resolve() == task.source.resolve():
+        raise ValueError("the output would replace the input")
+
+
+def _message(error: Exception, source: Path) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    elif isinstance(error, (OSError, ValueError, RuntimeError, MemoryError)):
+        text = str(error)
+    else:  # not a failure we expect from a bad file: keep the type, it points at the cause
+        text = f"{type(error).__name__}: {error}"
+    return text.removeprefix(f"{source}: ")  # the report names the file already
 
 
 def format_for(path: Path) -> str:
     from PIL import Image
     Image.init()
     extension = path.suffix.lower()
-    if extension not in Image.EXTENSION:
+    if extension not in Image.EXTENSION or Image.EXTENSION[extension] == "AEC":
         raise ValueError(f"cannot tell an image format from {path.name!r}: use --format")
     return Image.EXTENSION[extension]
 
 
-def encode_image(image, image_format: str) -> bytes:
-    """A decoded PIL.Image as the bytes of an image file, keeping ICC and EXIF where the format can."""
-    import io
+def encode_image(image, image_format: str) -> tuple[bytes, list[str]]:
+    """(bytes of an image file, warnings) for a decoded PIL.Image, keeping ICC and EXIF where the format can."""
     fmt = image_format.upper().replace("JPG", "JPEG")
     warnings = []
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
@@ -132,58 +184,98 @@ def encode_image(image, image_format: str) -> bytes:
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=fmt, **extra)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"cannot write format {image_format!r}: {error}") from None
-    return buffer.getvalue()
+    return buffer.getvalue(), warnings
+
+
+def available_cores() -> int:
+    """Cores this process may run on (taskset and cgroup CPU sets included), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def worker_shape(jobs: int, threads: int, tasks: int, cores: int) -> tuple[int, int]:
+    """(processes, threads each): jobs capped at the cores and the tasks; threads default to cores // jobs."""
+    jobs = max(1, min(jobs, cores, tasks))
+    return jobs, threads or max(1, cores // jobs)  # so that jobs x threads <= cores
 
 
 _worker_codec: Codec | None = None  # one per worker process, built by _init_worker
+_worker_error: Exception | None = None
 
 
 def _init_worker(weights: str | None, threads: int) -> None:
-    global _worker_codec
-    _worker_codec = Codec(weights, threads=threads)
+    global _worker_codec, _worker_error
+    try:
+        _worker_codec = Codec(weights, threads=threads)
+    except Exception as error:  # raised again by _work, so the parent can report it once
+        _worker_error = error
 
 
 def _work(task: Task, options: Options) -> Outcome:
+    if _worker_error is not None:
+        raise _worker_error
     return process(_worker_codec, task, options)
 
 
 def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
         fail_fast: bool = False, progress: bool = True, report=None) -> Summary:
-    """Process tasks with `jobs` worker processes; report(outcome) sees each result."""
-    cores = os.cpu_count() or 1
-    threads = threads or max(1, cores // max(jobs, 1))  # jobs x threads <= cores
-    summary = Summary()
-    bar = tqdm(total=len(tasks), unit="file", disable=not progress or len(tasks) < 2, file=sys.stderr,
-               desc=options.kind)
+    """Process tasks with `jobs` worker processes; report(outcome) sees each failure or warning."""
+    jobs, threads = worker_shape(jobs, threads, len(tasks), available_cores())
+    summary = Summary(total=len(tasks))
+    bar = tqdm(total=len(tasks), unit="file", desc=options.kind, file=sys.stderr,
+               disable=True if not progress or len(tasks) < 2 else None)  # None: only on a terminal
 
     def account(outcome: Outcome) -> bool:
         summary.done += outcome.error is None
         summary.failed += outcome.error is not None
         summary.bytes_in += outcome.bytes_in
         summary.bytes_out += outcome.bytes_out
-        if report:
-            report(outcome)
-        ratio = summary.bytes_in / summary.bytes_out if summary.bytes_out and options.kind == "compress" else 0
-        bar.set_postfix_str(f"{summary.bytes_in / 1e6:.1f}MB -> {summary.bytes_out / 1e6:.1f}MB"
-                            + (f" {ratio:.1f}x" if ratio else ""))
+        if report and (outcome.error or outcome.warnings):
+            with tqdm.external_write_mode(file=sys.stderr):  # lift the bar, print, redraw it
+                report(outcome)
+        bar.set_postfix_str(summary.sizes(options.kind) + (f", {summary.failed} failed" if summary.failed else ""),
+                            refresh=False)
         bar.update(1)
         return fail_fast and outcome.error is not None
 
-    if jobs <= 1:
-        codec = Codec(options.weights, threads=threads)
-        for task in tasks:
-            if account(process(codec, task, options)):
-                break
-    else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(options.weights, threads)) as pool:
-            pending = {pool.submit(_work, task, options) for task in tasks}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                if any([account(f.result()) for f in finished]):
-                    for future in pending:
-                        future.cancel()
+    try:
+        if jobs == 1:
+            codec = Codec(options.weights, threads=threads)
+            for task in tasks:
+                if account(process(codec, task, options)):
                     break
-    bar.close()
+        else:
+            _run_pool(tasks, options, jobs, threads, account)
+    finally:
+        bar.close()
     return summary
+
+
+def _run_pool(tasks: list[Task], options: Options, jobs: int, threads: int, account) -> None:
+    # spawn, not fork: the parent may hold ONNX Runtime and tqdm threads, which fork does not copy safely
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, context, _init_worker, (options.weights, threads)) as pool:
+        futures = {pool.submit(_work, task, options): task for task in tasks}
+        seen = set()
+        try:
+            for future in as_completed(futures):
+                seen.add(future)
+                if account(_result(future, futures[future])):
+                    break
+        finally:
+            for future in futures:
+                future.cancel()
+        for future in futures:  # after a fail-fast stop, those already running finish: count them too
+            if future not in seen and not future.cancelled():
+                account(_result(future, futures[future]))
+
+
+def _result(future, task: Task) -> Outcome:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise RuntimeError(f"a worker process died while coding {task.source} (out of memory?)") from None

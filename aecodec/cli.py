@@ -52,20 +52,19 @@ def _stdout_binary(force: bool):
     return sys.stdout.buffer
 
 
-def _report(kind: str):
-    def report(outcome: batch.Outcome) -> None:
-        for warning in outcome.warnings:
-            click.echo(f"aecodec: warning: {outcome.task.source}: {warning}", err=True)
-        if outcome.error:
-            click.echo(f"aecodec: error: {outcome.task.source}: {outcome.error}", err=True)
-    return report
+def _report(outcome: batch.Outcome) -> None:
+    for warning in outcome.warnings:
+        click.echo(f"aecodec: warning: {outcome.task.source}: {warning}", err=True)
+    if outcome.error:
+        click.echo(f"aecodec: error: {outcome.task.source}: {outcome.error}", err=True)
 
 
 def _run_batch(inputs, output, out_dir, suffix, options: batch.Options, jobs, threads, fail_fast):
+    """Exit status 0 only when every file succeeded."""
     tasks = batch.plan(list(inputs), out_dir, suffix, options.kind, output)
     if not tasks:
         raise ValueError("no input files found")
-    summary = batch.run(tasks, options, jobs, threads, fail_fast, report=_report(options.kind))
+    summary = batch.run(tasks, options, jobs, threads, fail_fast, report=_report)
     if len(tasks) > 1:
         click.echo(summary.line(options.kind), err=True)
     if summary.failed:
@@ -76,8 +75,10 @@ shared_options = [
     click.option("-o", "--output", help="Output file; '-' for stdout. Only with a single input."),
     click.option("--out-dir", type=click.Path(file_okay=False), help="Write outputs here, mirroring input folders."),
     click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs (and allow binary to a terminal)."),
-    click.option("-j", "--jobs", default=1, show_default=True, help="Worker processes for many files."),
-    click.option("--threads", default=0, help="Threads per worker (default: cores / jobs)."),
+    click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+                 help="Worker processes for many files (at most one per core)."),
+    click.option("--threads", default=0, type=click.IntRange(min=0),
+                 help="Threads per worker (default: cores / jobs)."),
     click.option("--fail-fast/--keep-going", default=False,
                  help="Stop at the first failed file, or carry on (default) and report at the end."),
     click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Use another weights folder."),
@@ -114,11 +115,11 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_
     options = batch.Options("compress", quality, target_bpp, size, force=force, allow_large=allow_large,
                             weights=weights)
     if _streaming(inputs, output):
+        stream = _output_stream(output, force)  # before the work: a refusal should be instant
         codec = Codec(weights, threads=threads)
         data = codec.compress(_read_input(inputs[0]), quality, target_bpp, size, allow_large)
-        for warning in codec.warnings:
-            click.echo(f"aecodec: warning: {warning}", err=True)
-        _write_result(data, output, force)
+        _warn(codec.warnings)
+        _write_result(data, output, force, stream)
         return
     _run_batch(inputs, output, out_dir, batch.AEC_SUFFIX, options, jobs, threads, fail_fast)
 
@@ -129,16 +130,29 @@ def _streaming(inputs, output) -> bool:
 
 
 def _read_input(name: str) -> bytes:
-    return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    if name != "-":
+        return Path(name).read_bytes()
+    if sys.stdin.isatty():
+        raise click.UsageError("'-' reads binary data from stdin, which is a terminal (redirect or pipe it)")
+    return sys.stdin.buffer.read()
 
 
-def _write_result(data: bytes, output: str | None, force: bool) -> None:
-    if output in (None, "-"):
-        stream = _stdout_binary(force)
+def _output_stream(output: str | None, force: bool):
+    """stdout's binary buffer when the result goes there (refusing a terminal), else None."""
+    return _stdout_binary(force) if output in (None, "-") else None
+
+
+def _write_result(data: bytes, output: str | None, force: bool, stream) -> None:
+    if stream is not None:
         stream.write(data)
         stream.flush()
     else:
         atomic_write(output, data, force)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"aecodec: warning: {warning}", err=True)
 
 
 @main.command(context_settings=CONTEXT)
@@ -159,9 +173,12 @@ def decompress(inputs, image_format, output, out_dir, force, jobs, threads, fail
     """
     options = batch.Options("decompress", image_format=image_format, force=force, weights=weights)
     if _streaming(inputs, output):
+        stream = _output_stream(output, force)
+        fmt = image_format or (batch.format_for(Path(output)) if stream is None else "png")
         image = Codec(weights, threads=threads).decompress(_read_input(inputs[0]))
-        fmt = image_format or (batch.format_for(Path(output)) if output not in (None, "-") else "png")
-        _write_result(batch.encode_image(image, fmt), output, force)
+        data, warnings = batch.encode_image(image, fmt)
+        _warn(warnings)
+        _write_result(data, output, force, stream)
         return
     _run_batch(inputs, output, out_dir, f".{image_format or 'png'}", options, jobs, threads, fail_fast)
 
@@ -186,6 +203,53 @@ def info(file, as_json):
         click.echo(f"{key:>15}: {shown}")
     for key, value in streams.items():
         click.echo(f"{key + ' bytes':>15}: {value}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1)
+@click.option("--codecs", help="Comma-separated subset: aecodec,jpeg,jpeg444,webp,avif,jpeg2000,jxl.")
+@click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="CompressAI-format results JSON to overlay; repeatable.")
+@click.option("--out", default="bench/results/latest", show_default=True, help="Folder for the report.")
+@click.option("--repeats", default=1, show_default=True, help="Timing repeats per image and quality.")
+@click.option("--threads", default=1, show_default=True, help="Threads for every codec that can use them.")
+@click.option("--speed", is_flag=True, help="Only time aecodec on one image, stage by stage.")
+@click.option("--weights", type=click.Path(exists=True, file_okay=False), help="Use another weights folder.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots (no matplotlib needed).")
+def bench(inputs, codecs, references, out, repeats, threads, speed, weights, no_plots):
+    """Rate-distortion and speed of aecodec against JPEG, WebP, AVIF, JPEG 2000, JPEG XL.
+
+    \b
+    Examples:
+      aecodec bench ../shared/data/kodak --reference ../shared/anchors/kodak/kodak__vtm.json
+      aecodec bench ../shared/data/kodak --codecs aecodec,jpeg,webp --out bench/results/kodak
+      aecodec bench --speed --threads 2          # 768x512 timing, stage by stage
+    """
+    from .bench import main_bench
+    codec = Codec(weights, threads=threads)
+    if speed:
+        _bench_speed(codec, inputs, out, threads, max(repeats, 5))
+        return
+    if not inputs:
+        raise click.UsageError("give image files or folders to bench on")
+    names = codecs.split(",") if codecs else None
+    results = main_bench(list(inputs), names, out, [Path(r) for r in references], repeats, threads, codec,
+                         plots=not no_plots)
+    images = len({m.image for m in results.measurements})
+    click.echo(f"wrote {out}/summary.md ({images} images)", err=True)
+
+
+def _bench_speed(codec, inputs, out, threads, repeats):
+    from .bench.speed import measure_speed, speed_markdown
+    from .imageio import load_image
+    if not inputs:
+        raise click.UsageError("give one image to time, e.g. a 768x512 Kodak photo")
+    rgb = load_image(inputs[0]).rgb
+    report = measure_speed(codec, rgb, repeats=repeats, threads=threads)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    (Path(out) / "speed.md").write_text(speed_markdown(report))
+    click.echo(speed_markdown(report))
 
 
 @main.command(context_settings=CONTEXT)

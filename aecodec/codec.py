@@ -62,9 +62,14 @@ def pad_image(rgb: np.ndarray) -> np.ndarray:
 
 
 def to_pixels(x: np.ndarray, height: int, width: int) -> np.ndarray:
-    """float (1, 3, H', W') -> uint8 (height, width, 3)."""
-    x = x[0, :, :height, :width].transpose(1, 2, 0)
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    """float (1, 3, H', W') -> uint8 (height, width, 3); NaN and infinities (corrupt files) give 0 and 255."""
+    pixels = np.empty((height, width, 3), dtype=np.uint8)
+    for c in range(3):  # one plane at a time: a large image needs one float plane of scratch, not three
+        plane = np.fmax(x[0, c, :height, :width], 0.0)  # fmax/fmin map NaN to the bound
+        np.fmin(plane, 1.0, out=plane)
+        plane *= 255.0
+        pixels[..., c] = np.rint(plane, out=plane)
+    return pixels
 
 
 def round_quality(quality: float) -> float:
@@ -164,15 +169,14 @@ class Codec:
         """An .aec file's bytes -> PIL.Image in the file's layout, with its ICC and EXIF."""
         parsed = container.unpack(data)
         codec = self.for_model(parsed.header.model_id)
+        header, streams = parsed.header, parsed.streams
+        try:  # the cheap streams first, so a corrupt file fails before the networks run
+            imageio.check_side_data(header.layout, streams.icc, streams.exif)
+            alpha = imageio.decode_alpha(streams.alpha, header.width, header.height) if header.has_alpha else None
+        except ValueError as error:
+            raise FormatError(str(error)) from None
         rgb = codec.decode_rgb(parsed)
         self.timings = codec.timings
-        header, streams = parsed.header, parsed.streams
-        alpha = None
-        if header.has_alpha:
-            try:
-                alpha = imageio.decode_alpha(streams.alpha, header.width, header.height)
-            except ValueError as error:
-                raise FormatError(str(error)) from None
         return imageio.build_image(rgb, header.layout, alpha, streams.icc, streams.exif)
 
     # -- decoding ------------------------------------------------------------------------

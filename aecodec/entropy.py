@@ -27,14 +27,22 @@ rest    bytes  escaped values in decode order, each a zig-zag LEB128 varint
 
 from __future__ import annotations
 
+import importlib
 import struct
 
-import constriction
 import numpy as np
 
 PMF_BITS = 16  # frequencies of every table sum to 2**PMF_BITS
 PERFECT = False  # constriction's fast quantisation; encoder and decoder must agree
 MAX_ESCAPE = 1 << 24  # larger escaped magnitudes are refused as corrupt
+
+
+def _constriction():
+    """Imported on first use, so training machines without constriction can still import aecodec."""
+    try:
+        return importlib.import_module("constriction")
+    except ImportError:
+        raise RuntimeError("entropy coding needs the 'constriction' package (pip install constriction)") from None
 
 
 class EntropyError(ValueError):
@@ -54,7 +62,7 @@ class EntropyTables:
                 raise ValueError("every table needs positive frequencies summing to 2**PMF_BITS")
             # Division by a power of two is exact, so every machine hands constriction the same floats.
             probabilities = pmf.astype(np.float64) / float(1 << PMF_BITS)
-            self.models.append(constriction.stream.model.Categorical(probabilities, perfect=PERFECT))
+            self.models.append(_constriction().stream.model.Categorical(probabilities, perfect=PERFECT))
 
     def __len__(self) -> int:
         return len(self.models)
@@ -88,7 +96,10 @@ def _read_varints(data: bytes, count: int) -> np.ndarray:
                 break
             if shift > 28:
                 raise EntropyError("overflow value too large")
-        values.append(u >> 1 if u % 2 == 0 else -(u >> 1) - 1)
+        value = u >> 1 if u % 2 == 0 else -(u >> 1) - 1
+        if abs(value) >= MAX_ESCAPE:  # the encoder never writes one: refuse it before it reaches a network
+            raise EntropyError("overflow value too large")
+        values.append(value)
     if pos != len(data):
         raise EntropyError("trailing bytes after the overflow values")
     return np.array(values, dtype=np.int64)
@@ -110,7 +121,7 @@ def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables) -
     escaped = (symbols < 0) | (symbols >= tables.sizes[table_index])
     symbols = np.where(escaped, tables.sizes[table_index], symbols).astype(np.int32)
     groups = _groups(table_index, len(tables))
-    coder = constriction.stream.stack.AnsCoder()
+    coder = _constriction().stream.stack.AnsCoder()
     for t, positions in reversed(groups):  # a stack: the last group pushed is decoded first
         coder.encode_reverse(symbols[positions], tables.models[t])
     words = coder.get_compressed()
@@ -134,15 +145,18 @@ def decode(blob: bytes, table_index: np.ndarray, tables: EntropyTables) -> np.nd
     values = np.empty(table_index.shape, dtype=np.int64)
     escaped_positions = []
     try:
-        coder = constriction.stream.stack.AnsCoder(words)
+        coder = _constriction().stream.stack.AnsCoder(words)
         for t, positions in _groups(table_index, len(tables)):
             symbols = np.asarray(coder.decode(tables.models[t], len(positions)), dtype=np.int64)
             values[positions] = symbols + tables.offsets[t]
             escaped_positions.append(positions[symbols == tables.sizes[t]])
+        leftover = not coder.is_empty()  # a valid stream is used up exactly; ANS cannot tell otherwise
     except BaseException as error:  # constriction reports some failures as a Rust panic
         if isinstance(error, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
         raise EntropyError(f"entropy decoding failed: {error}") from None
+    if leftover:
+        raise EntropyError("entropy-coded stream has data left over after the last symbol")
     escaped = np.concatenate(escaped_positions) if escaped_positions else np.empty(0, np.int64)
     values[escaped] = _read_varints(blob[4 + 4 * count:], len(escaped))
     return values

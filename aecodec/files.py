@@ -31,13 +31,32 @@ def atomic_write(path: str | Path, data: bytes, force: bool = False) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        _publish(tmp, path, force)
+    except OutputError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish(tmp: str, path: Path, force: bool) -> None:
+    """Move the finished file into place. Without force, a hard link refuses a path that appeared since
+    the check above (another job writing the same name); rename would silently replace it."""
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(errno.EEXIST, f"{path} already exists (use -f/--force to overwrite)") from None
+    except OSError:  # a filesystem without hard links: fall back on the check at the start
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

@@ -57,18 +57,24 @@ def check_layers(layers: list[FixedConv]) -> None:
 
 
 def conv_exact(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """'Same' convolution of int64 x (C, H, W) with int64 weight (O, C, k, k) -> int64 (O, H, W)."""
+    """'Same' convolution of int64 x (C, H, W) with int64 weight (O, C, k, k) -> int64 (O, H, W).
+
+    An im2col matrix product in float64: every product and partial sum is an
+    integer below 2**53, so the result is exact whatever order BLAS sums in.
+    """
     out_ch, in_ch, k, _ = weight.shape
     _, h, w = x.shape
     pad = k // 2
-    windows = sliding_window_view(np.pad(x, ((0, 0), (pad, pad), (pad, pad))), (k, k), axis=(1, 2))
-    matrix = weight.reshape(out_ch, -1).T.astype(np.float64)  # (C*k*k, O)
-    out = np.empty((h * w, out_ch), dtype=np.int64)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
+    matrix = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(out_ch, -1), dtype=np.float64)
+    out = np.empty((out_ch, h, w), dtype=np.int64)
     rows = max(1, CHUNK_POSITIONS // max(w, 1))
     for top in range(0, h, rows):
-        patch = windows[:, top:top + rows].transpose(1, 2, 0, 3, 4).reshape(-1, in_ch * k * k)
-        out[top * w:(top + rows) * w] = patch.astype(np.float64) @ matrix
-    return out.T.reshape(out_ch, h, w)
+        bottom = min(top + rows, h)
+        columns = np.concatenate([padded[:, top + dy:bottom + dy, dx:dx + w]
+                                  for dy in range(k) for dx in range(k)])  # (k*k*C, rows, W)
+        out[:, top:bottom] = (matrix @ columns.reshape(len(columns), -1)).reshape(out_ch, bottom - top, w)
+    return out
 
 
 def pixel_shuffle(x: np.ndarray) -> np.ndarray:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .container import FormatError, check_dimensions
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
 HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 
@@ -61,12 +63,17 @@ def open_image(source, allow_large: bool = False) -> Image.Image:
     try:
         with pixel_limit(allow_large):
             image = Image.open(source)
+            check_dimensions(*image.size)  # before load() allocates, even with the Pillow limit lifted
             image.load()
     except FileNotFoundError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{name}: {error} (use --allow-large to lift the limit)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(f"{name}: {error} (--allow-large, or allow_large=True, lifts the limit)") from None
+    except FormatError as error:  # too large for the .aec header
+        raise ImageError(f"{name}: {error}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file in a format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"{name}: not a readable image ({error})") from None
     return image
 
@@ -141,7 +148,10 @@ def load_image(source, allow_large: bool = False) -> SourceImage:
     if isinstance(source, np.ndarray):
         return from_array(source)
     if isinstance(source, Image.Image):
-        source.load()
+        try:
+            source.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as error:  # a lazily opened, broken file
+            raise ImageError(f"image cannot be loaded ({error})") from None
         return from_pil(source)
     return from_pil(open_image(source, allow_large))
 
@@ -170,12 +180,27 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    """The alpha plane of an .aec file; ValueError unless it is an L PNG of exactly width x height."""
     try:
         with pixel_limit(allow_large=True):
-            image = Image.open(io.BytesIO(data))
-            image.load()
+            image = Image.open(io.BytesIO(data), formats=["PNG"])
+            if image.mode == "L" and image.size == (width, height):  # checked before load() allocates
+                image.load()
     except Exception as error:  # Pillow raises many types for corrupt PNG data
         raise ValueError(f"alpha stream is not a valid PNG ({error})") from None
     if image.mode != "L" or image.size != (width, height):
         raise ValueError(f"alpha stream is {image.mode} {image.size}, expected L {(width, height)}")
     return np.asarray(image)
+
+
+def check_side_data(layout: str, icc: bytes, exif: bytes) -> None:
+    """ValueError unless the ICC profile and EXIF block are ones an encoder could have stored."""
+    if icc and not _icc_matches(icc, layout):
+        raise ValueError(f"ICC profile does not describe {layout} pixels")
+    if exif:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow only warns about damaged entries; saving copes
+                Image.Exif().load(exif)
+        except Exception as error:  # e.g. SyntaxError: not TIFF data, which breaks saving as TIFF later
+            raise ValueError(f"EXIF block is malformed ({error})") from None

@@ -18,7 +18,7 @@ from .weights import NETWORKS, ModelBundle
 @dataclass(frozen=True)
 class RuntimeOptions:
     threads: int = 0  # 0: ONNX Runtime's default, one per core
-    provider: str = "cpu"  # "cpu" or "cuda"
+    provider: str = "cpu"  # "cpu", "cuda", or "reference" (onnx's numpy evaluator: slow, for cross-checks)
     optimize: bool = True  # False disables graph optimisations (a second backend for tests)
 
 
@@ -32,23 +32,38 @@ def _providers(name: str) -> list[str]:
     raise ValueError(f"unknown execution provider {name!r}: use 'cpu' or 'cuda'")
 
 
-class Networks:
-    """Loaded sessions for analysis, hyper-analysis and synthesis, reused across calls."""
+class ReferenceSession:
+    """onnx's pure-numpy evaluator behind the same run() as ONNX Runtime: a second backend."""
 
-    def __init__(self, bundle: ModelBundle, options: RuntimeOptions = RuntimeOptions()):
+    def __init__(self, path: str):
+        from onnx.reference import ReferenceEvaluator  # optional: needs the onnx package
+        self.evaluator = ReferenceEvaluator(path)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.evaluator.run(None, {self.evaluator.input_names[0]: x})[0]
+
+
+class OrtSession:
+    def __init__(self, path: str, options: RuntimeOptions):
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = options.threads
         session_options.inter_op_num_threads = 1
         session_options.log_severity_level = 3
         if not options.optimize:
             session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        providers = _providers(options.provider)
-        self.sessions = {
-            name: ort.InferenceSession(str(bundle.network_path(name)), session_options, providers=providers)
-            for name in NETWORKS
-        }
+        self.session = ort.InferenceSession(path, session_options, providers=_providers(options.provider))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class Networks:
+    """Loaded sessions for analysis, hyper-analysis and synthesis, reused across calls."""
+
+    def __init__(self, bundle: ModelBundle, options: RuntimeOptions = RuntimeOptions()):
+        make = ReferenceSession if options.provider == "reference" else (lambda p: OrtSession(p, options))
+        self.sessions = {name: make(str(bundle.network_path(name))) for name in NETWORKS}
 
     def run(self, name: str, x: np.ndarray) -> np.ndarray:
-        session = self.sessions[name]
-        (out,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})
-        return out
+        return self.sessions[name].run(np.ascontiguousarray(x, dtype=np.float32))

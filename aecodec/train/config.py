@@ -35,6 +35,7 @@ class TrainConfig:
     batch: int = 16
     lr: float = 3e-4
     minutes: float = 60.0
+    max_steps: int = 0  # 0: no limit besides the time budget
     checkpoint_minutes: float = 5.0
     validate_minutes: float = 10.0
     validation_images: int = 8

@@ -22,8 +22,15 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-def split_validation(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
-    """Hold out a fixed handful, chosen by a hash of the file name so it never drifts."""
+def split_validation(paths: list[Path], count: int,
+                     stems: list[str] | None = None) -> tuple[list[Path], list[Path]]:
+    """Hold out a fixed handful: the given stems (a resumed run's), else the first by name hash.
+
+    Matching stems lets a re-encoded copy of the data (the GPU pack) hold out the same photos.
+    """
+    if stems:
+        held_out = {p for p in paths if p.stem in set(stems)}
+        return [p for p in paths if p not in held_out], sorted(held_out)
     ranked = sorted(paths, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
     held_out = set(ranked[:count])
     return [p for p in paths if p not in held_out], sorted(held_out)

@@ -124,8 +124,11 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
     export_onnx(model.synthesis, cfg.latent_channels, out / "synthesis.onnx")
 
     # Calibrate on held-out training photos: the same ones validation uses, never Kodak.
-    _, held_out = split_validation(list_images(calibration_dir), calibration_images)
-    photos = [p for p in (load_photo(path, 1280, 128) for path in held_out) if p is not None]
+    stems = checkpoint.get("validation_stems")
+    _, held_out = split_validation(list_images(calibration_dir), calibration_images, stems)
+    photos = [p for p in (load_photo(path, 1280, 64) for path in held_out) if p is not None]
+    if not photos:
+        raise ValueError(f"no calibration photo of at least 64x64 pixels in {calibration_dir}")
     layers = quantize_layers(hyper_synthesis_layers(model.hyper_synthesis), calibration_hyper_latents(model, photos))
     scales = tables.scale_table()
     save_tables(out / "tables.npz", model.log_gain.double().numpy(), model.log_inverse_gain.double().numpy(),

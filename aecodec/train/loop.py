@@ -128,7 +128,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
         restore_rng(checkpoint["rng"], rng)
     model = model.to(memory_format=torch.channels_last)
 
-    train_paths, val_paths = split_validation(list_images(config.data), config.validation_images)
+    stems = checkpoint.get("validation_stems") if checkpoint else None
+    train_paths, val_paths = split_validation(list_images(config.data), config.validation_images, stems)
     sampler = CropSampler(load_photos(train_paths, config, "training photos"), config.crop, config.min_scale)
     val_photos = load_photos(val_paths, config, "validation photos")
     (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
@@ -138,7 +139,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "step": step, "pixels_seen": pixels_seen, "seconds_trained": seconds_trained,
             "model_config": model_config.to_dict(), "train_config": config.to_dict(),
-            "rng": rng_state(rng),
+            "rng": rng_state(rng), "validation_stems": [p.stem for p in val_paths],
         }
 
     budget = config.minutes * 60
@@ -147,7 +148,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     bar = tqdm(total=int(budget), unit="s", desc="training", dynamic_ncols=True, mininterval=2,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}")
     ckpt_path = out / "last.ckpt"
-    while time.monotonic() - start < budget:
+    while time.monotonic() - start < budget and not (config.max_steps and step >= config.max_steps):
         t0 = time.monotonic()
         x = torch.from_numpy(sampler.batch(rng, config.batch)).to(config.device)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,303 @@
+"""Fuzz the .aec decoder: mutate valid files, expect a FormatError or a decoded image, nothing else.
+
+A typical run looks like this::
+
+    nice -n 19 python bench/fuzz_decoder.py --cases 100000          # bench/results/fuzz_decoder.json
+    python bench/fuzz_decoder.py --replay 1234 --seed 0             # one case again, with its traceback
+
+Seed files are tiny (16x16 and a few odd layouts) and made with the test model in
+tests/data/tiny_weights, so one case costs a few milliseconds. Every case draws its
+own random generator from (seed, index), so any finding replays alone. Most raw
+mutations would only ever reach the CRC check, so three cases in four get their CRC
+recomputed, and the structure-aware mutators rewrite one stream (or the decoded
+integer values behind it) and fix the lengths and the CRC: that is where crashes hide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import io
+import json
+import platform
+import random
+import re
+import struct
+import sys
+import time
+import traceback
+import warnings
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aecodec import container, entropy, fixedpoint  # noqa: E402
+from aecodec.codec import Codec  # noqa: E402
+from aecodec.container import FormatError  # noqa: E402
+
+WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
+MAX_DECODED_PIXELS = 1 << 20  # larger declared sizes are valid and merely slow: counted, not decoded
+SLOW_SECONDS = 2.0
+HANG_SECONDS = 120  # faulthandler dumps every thread's stack and exits if one case takes this long
+INTERESTING = (0, 1, 2, 0x7F, 0x80, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
+FIELDS = {"version": (4, "B"), "layout": (5, "B"), "flags": (6, "B"), "width": (15, "I"), "height": (19, "I"),
+          "quality": (23, "H"), "hyper_len": (25, "I"), "latent_len": (29, "I"), "optional_len": (33, "I")}
+
+
+def seed_files(codec: Codec) -> dict[str, bytes]:
+    """Valid files covering every layout, the optional streams, odd sizes and a 2x2 hyper-latent grid."""
+    from PIL import Image, ImageCms
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:80, 0:72]
+    rgb = np.stack([(x * 3) % 256, (y * 3) % 256, (x + y) % 256], axis=2).astype(np.uint8)
+    rgb = np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+    alpha = ((x + 2 * y) % 256).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "fuzz"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    with_side = Image.fromarray(rgb[:16, :16])
+    with_side.info["icc_profile"] = icc
+    buffer = io.BytesIO()
+    with_side.save(buffer, "PNG", icc_profile=icc, exif=exif)
+    return {
+        "rgb16": codec.compress(rgb[:16, :16], quality=50),
+        "grey9x17": codec.compress(rgb[:9, :17, 0], quality=20),
+        "rgba16": codec.compress(np.dstack([rgb[:16, :16], alpha[:16, :16]]), quality=80),
+        "la15x3": codec.compress(np.dstack([rgb[:15, :3, 1], alpha[:15, :3]]), quality=5),
+        "icc_exif16": codec.compress(buffer.getvalue(), quality=60),
+        "rgb80x72": codec.compress(rgb, quality=95),
+    }
+
+
+def fix_crc(data: bytes) -> bytes:
+    body = data[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def split_streams(data: bytes) -> tuple[bytes, list[int], list[bytes]]:
+    """(header bytes, offsets of the length fields, streams) of a valid file."""
+    _, _, lengths, offset = container._read_fixed(data)
+    length_at = [25, 29] + [33 + 4 * i for i in range(len(lengths) - 2)]
+    streams, pos = [], offset
+    for length in lengths:
+        streams.append(data[pos:pos + length])
+        pos += length
+    return data[:offset], length_at, streams
+
+
+def join_streams(header: bytes, length_at: list[int], streams: list[bytes]) -> bytes:
+    head = bytearray(header)
+    for at, stream in zip(length_at, streams):
+        struct.pack_into("<I", head, at, len(stream))
+    return fix_crc(bytes(head) + b"".join(streams) + b"\0\0\0\0")
+
+
+def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
+    """One generic mutation of a byte string (may be empty)."""
+    b = bytearray(data)
+    op = rng.choice(("flip", "flip", "byte", "truncate", "extend", "insert", "delete", "random"))
+    if op in ("flip", "byte") and b:
+        for _ in range(rng.choice((1, 1, 2, 3, 8))):
+            p = rng.randrange(len(b))
+            b[p] = b[p] ^ (1 << rng.randrange(8)) if op == "flip" else rng.choice((0, 0xFF, 0x80, rng.randrange(256)))
+    elif op == "truncate":
+        del b[rng.randrange(len(b) + 1):]
+    elif op == "extend":
+        b += rng.randbytes(rng.choice((1, 4, rng.randrange(64))))
+    elif op == "insert":
+        p = rng.randrange(len(b) + 1)
+        b[p:p] = rng.randbytes(rng.randrange(1, 16))
+    elif op == "delete" and b:
+        p = rng.randrange(len(b))
+        del b[p:p + rng.randrange(1, 16)]
+    else:
+        b = bytearray(rng.randbytes(rng.choice((0, 1, 4, 8, len(b)))))
+    return bytes(b)
+
+
+def craft_stream(values: np.ndarray, index: np.ndarray, tables: entropy.EntropyTables) -> bytes:
+    """entropy.encode without its limit on escaped values, so the decoder's own checks get tested."""
+    import constriction
+    values, index = values.ravel().astype(np.int64), index.ravel().astype(np.int64)
+    symbols = values - tables.offsets[index]
+    escaped = (symbols < 0) | (symbols >= tables.sizes[index])
+    symbols = np.where(escaped, tables.sizes[index], symbols).astype(np.int32)
+    groups = entropy._groups(index, len(tables))
+    coder = constriction.stream.stack.AnsCoder()
+    for t, positions in reversed(groups):
+        coder.encode_reverse(symbols[positions], tables.models[t])
+    words = coder.get_compressed()
+    overflow = np.concatenate([values[p][escaped[p]] for _, p in groups])
+    return struct.pack("<I", len(words)) + words.astype("<u4").tobytes() + entropy._zigzag_varints(overflow)
+
+
+def perturb(rng: random.Random, values: np.ndarray) -> np.ndarray:
+    values = values.copy()
+    flat = values.reshape(-1)
+    big = (1 << 15, 1 << 20, (1 << 24) - 1, 1 << 24, 1 << 30, (1 << 34) - 1)
+    for _ in range(rng.choice((1, 2, 5, len(flat)))):
+        p = rng.randrange(len(flat))
+        flat[p] = rng.choice((flat[p] + rng.choice((-1, 1)), rng.choice(big) * rng.choice((-1, 1)),
+                              rng.randrange(-300, 300)))
+    return values
+
+
+def mutate_values(rng: random.Random, codec: Codec, data: bytes) -> bytes:
+    """Re-encode the file from perturbed hyper-latent and/or residual integers: deep, CRC-valid cases."""
+    parsed = container.unpack(data)
+    hyper, _, residual = codec.decode_latent(parsed)
+    bundle = codec.bundle
+    if rng.random() < 0.5:
+        hyper = perturb(rng, hyper)
+    if rng.random() < 0.6:
+        residual = perturb(rng, residual)
+    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.thresholds)
+    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
+    header, length_at, streams = split_streams(data)
+    streams[0] = craft_stream(hyper, channel, bundle.hyper_tables)
+    streams[1] = craft_stream(residual, scale_index, bundle.latent_tables)
+    return join_streams(header, length_at, streams)
+
+
+def mutate(rng: random.Random, codec: Codec, data: bytes) -> tuple[str, bytes]:
+    """(mutator name, mutated file) for one case."""
+    kind = rng.choice(("raw", "raw", "field", "stream", "stream", "values"))
+    if kind == "raw":
+        fixed = rng.random() < 0.75
+        out = mutate_bytes(rng, data)
+        return ("raw+crc" if fixed else "raw"), (fix_crc(out) if fixed and len(out) >= 4 else out)
+    if kind == "field":
+        name = rng.choice(list(FIELDS))
+        at, fmt = FIELDS[name]
+        b = bytearray(data)
+        value = rng.choice(INTERESTING + (rng.getrandbits(32),)) & ((1 << 8 * struct.calcsize(fmt)) - 1)
+        struct.pack_into("<" + fmt, b, at, value)
+        return f"field:{name}", fix_crc(bytes(b))
+    if kind == "stream":
+        header, length_at, streams = split_streams(data)
+        i = rng.randrange(len(streams))
+        streams[i] = mutate_bytes(rng, streams[i])
+        names = ["hyper", "latent"] + ["optional"] * (len(streams) - 2)
+        return f"stream:{names[i]}", join_streams(header, length_at, streams)
+    return "values", mutate_values(rng, codec, data)
+
+
+def bucket(message: str) -> str:
+    """Group similar messages: numbers and Pillow's detail in parentheses do not make a new bucket."""
+    message = re.sub(r"\(.*", "(...)", message)
+    message = re.sub(r"0x[0-9a-f]+|\b[0-9a-f]{16}\b", "N", message)  # flags, model ids
+    return re.sub(r"\d+", "N", message)[:120]
+
+
+def run_case(codec: Codec, data: bytes) -> tuple[str, str | None]:
+    """(outcome bucket, traceback for anything that is not FormatError or success)."""
+    try:
+        header = container.read_header(data)
+        if header.width * header.height > MAX_DECODED_PIXELS:
+            return "skipped: declares a large image", None
+    except FormatError:
+        pass  # decompress reports it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            codec.decompress(data)
+            outcome, trace = "ok", None
+        except FormatError as error:
+            outcome, trace = f"FormatError: {bucket(str(error))}", None
+        except BaseException as error:  # noqa: BLE001 - this is what we are hunting
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            outcome, trace = f"CRASH {type(error).__name__}: {bucket(str(error))}", traceback.format_exc()
+    if caught and trace is None:
+        w = caught[0]
+        outcome, trace = f"WARNING {w.category.__name__}: {bucket(str(w.message))}", f"{w.filename}:{w.lineno}"
+    return outcome, trace
+
+
+def fuzz(cases: int, seed: int, seconds: float | None, start: int = 0, step: int = 1) -> dict:
+    codec = Codec(WEIGHTS, threads=1)
+    seeds = seed_files(codec)
+    names = sorted(seeds)
+    outcomes, mutators, findings, slow = Counter(), Counter(), [], []
+    began, done = time.perf_counter(), 0
+    for index in range(start, start + cases * step, step):
+        if seconds is not None and time.perf_counter() - began > seconds:
+            break
+        rng = random.Random(seed * 1_000_003 + index)
+        name = names[index % len(names)]
+        mutator, data = mutate(rng, codec, seeds[name])
+        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+        t0 = time.perf_counter()
+        outcome, trace = run_case(codec, data)
+        took = time.perf_counter() - t0
+        faulthandler.cancel_dump_traceback_later()
+        outcomes[outcome] += 1
+        mutators[mutator] += 1
+        done += 1
+        if took > SLOW_SECONDS:
+            slow.append({"case": index, "seconds": round(took, 2), "seed_file": name, "mutator": mutator})
+        if trace is not None and len(findings) < 50:
+            findings.append({"case": index, "outcome": outcome, "seed_file": name, "mutator": mutator,
+                             "input_hex": data.hex() if len(data) < 4096 else None, "trace": trace})
+    return {"cases": done, "seconds": round(time.perf_counter() - began, 1), "outcomes": dict(outcomes),
+            "mutators": dict(mutators), "findings": findings, "slow": slow,
+            "seed_files": {n: len(seeds[n]) for n in names}}
+
+
+def _worker(args):
+    return fuzz(*args)
+
+
+def merge(parts: list[dict]) -> dict:
+    total = {"cases": 0, "seconds": max(p["seconds"] for p in parts), "outcomes": Counter(), "mutators": Counter(),
+             "findings": [], "slow": [], "seed_files": parts[0]["seed_files"]}
+    for p in parts:
+        total["cases"] += p["cases"]
+        total["outcomes"].update(p["outcomes"])
+        total["mutators"].update(p["mutators"])
+        total["findings"] += p["findings"]
+        total["slow"] += p["slow"]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--minutes", type=float, help="Stop after this long even if --cases are not done.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="Processes; cases are split between them.")
+    parser.add_argument("--replay", type=int, help="Run one case index and print its outcome and traceback.")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fuzz_decoder.json"))
+    args = parser.parse_args()
+    if args.replay is not None:
+        result = fuzz(1, args.seed, None, start=args.replay)
+        print(json.dumps(result, indent=2))
+        return
+    seconds = args.minutes * 60 if args.minutes else None
+    if args.workers > 1:
+        from multiprocessing import Pool
+        jobs = [(-(-args.cases // args.workers), args.seed, seconds, w, args.workers) for w in range(args.workers)]
+        with Pool(args.workers) as pool:
+            result = merge(pool.map(_worker, jobs))
+    else:
+        result = fuzz(args.cases, args.seed, seconds)
+    crashes = sum(v for k, v in result["outcomes"].items() if k.startswith(("CRASH", "WARNING")))
+    result = {"tool": "bench/fuzz_decoder.py", "seed": args.seed, "workers": args.workers,
+              "cases_per_second": round(result["cases"] / max(result["seconds"], 1e-9), 1),
+              "crashes_or_warnings": crashes, **result,
+              "outcomes": dict(sorted(result["outcomes"].items(), key=lambda kv: -kv[1])),
+              "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                              "machine": platform.machine(), "max_decoded_pixels": MAX_DECODED_PIXELS}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['cases']} cases in {result['seconds']} s ({result['cases_per_second']}/s), "
+          f"{crashes} crashes or warnings, {len(result['slow'])} slow; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

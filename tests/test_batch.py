@@ -1,0 +1,172 @@
+"""Many files through the CLI (folders, worker processes, failure policy) and pipes through stdin/stdout."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from aecodec import batch
+from aecodec.cli import main
+from conftest import TINY_WEIGHTS, photo_like
+
+ROOT = Path(__file__).parent.parent
+W = ["--weights", str(TINY_WEIGHTS)]
+
+
+def aecodec_command(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m aecodec ARGS` in a fresh interpreter, as a user would run it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "aecodec", *args], cwd=cwd, env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """20 files: 19 small photos, some in a subfolder, and one corrupt file that sorts first."""
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "sub").mkdir()
+    for i in range(19):
+        name = f"sub/img{i:02d}.png" if i % 3 == 0 else f"img{i:02d}.png"
+        Image.fromarray(photo_like(48, 64, seed=i)).save(folder / name)
+    (folder / "00_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def compressed(photos, tmp_path_factory):
+    """The photos compressed with two worker processes: (output folder, finished process)."""
+    out = tmp_path_factory.mktemp("compressed") / "out"
+    done = aecodec_command("compress", str(photos), "--out-dir", str(out), "--jobs", "2", *W, cwd=photos,
+                           text=True, timeout=300)
+    return out, done
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_folder_with_jobs_reports_the_failure_and_does_the_rest(photos, compressed):
+    out, done = compressed
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.aec"))
+    expected = sorted(p.relative_to(photos).with_suffix(".aec").as_posix() for p in photos.rglob("img*.png"))
+    assert len(written) == 19 and written == expected  # the tree is mirrored
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("aecodec: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"aecodec: error: {photos / '00_broken.png'}: ")
+    assert "compressed 19 files, 1 failed:" in done.stderr
+
+
+def test_decompress_folder_to_jpg(compressed, tmp_path):
+    out, _ = compressed
+    result = invoke("decompress", str(out), "--out-dir", str(tmp_path), "--format", "jpg", *W)
+    assert result.exit_code == 0, result.output
+    jpgs = list(tmp_path.rglob("*.jpg"))
+    assert len(jpgs) == 19 and len(list((tmp_path / "sub").glob("*.jpg"))) == 7
+    with Image.open(jpgs[0]) as image:
+        assert (image.format, image.size) == ("JPEG", (64, 48))
+    assert "decompressed 19 files:" in result.stderr
+
+
+def test_fail_fast_stops_at_the_first_failure(photos, tmp_path):
+    result = invoke("compress", str(photos), "--out-dir", str(tmp_path), "--fail-fast", *W)
+    assert result.exit_code == 1
+    assert list(tmp_path.rglob("*.aec")) == []
+    assert "compressed 0 files, 1 failed, 19 not attempted" in result.stderr
+
+
+def test_keep_going_is_the_default(photos, tmp_path):
+    result = invoke("compress", str(photos), "--out-dir", str(tmp_path), "--keep-going", "-q", "20", *W)
+    assert result.exit_code == 1
+    assert len(list(tmp_path.rglob("*.aec"))) == 19
+
+
+def test_no_overwrite_without_force(photos, tmp_path):
+    source, dest = photos / "img01.png", tmp_path / "one.aec"
+    assert invoke("compress", str(source), "-o", str(dest), "-q", "30", *W).exit_code == 0
+    first = dest.read_bytes()
+    again = invoke("compress", str(source), "-o", str(dest), "-q", "90", *W)
+    assert again.exit_code == 1 and "already exists (use -f/--force to overwrite)" in again.stderr
+    assert dest.read_bytes() == first
+    assert invoke("compress", str(source), "-o", str(dest), "-q", "90", "-f", *W).exit_code == 0
+    assert dest.read_bytes() != first
+
+
+def test_all_succeeded_exits_zero(photos, tmp_path):
+    inputs = [str(photos / "img01.png"), str(photos / "img02.png")]
+    result = invoke("compress", *inputs, "--out-dir", str(tmp_path), *W)
+    assert result.exit_code == 0 and "compressed 2 files:" in result.stderr
+
+
+def test_plan_refuses_two_inputs_with_one_output(tmp_path):
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray(photo_like(8, 8)).save(tmp_path / name)
+    with pytest.raises(ValueError, match="would both be written to"):
+        batch.plan([str(tmp_path)], None, ".aec", "compress")
+    with pytest.raises(ValueError, match="must be the only input"):
+        batch.plan(["-", str(tmp_path / "a.png")], None, ".aec", "compress")
+
+
+def test_output_never_replaces_its_input(tmp_path, codec):
+    source = tmp_path / "a.aec"
+    source.write_bytes(b"whatever")
+    outcome = batch.process(codec, batch.Task(source, source), batch.Options("decompress", force=True))
+    assert outcome.error == "the output would replace the input" and source.read_bytes() == b"whatever"
+
+
+def test_worker_shape_keeps_jobs_times_threads_within_the_cores():
+    assert batch.worker_shape(jobs=2, threads=0, tasks=20, cores=8) == (2, 4)
+    assert batch.worker_shape(jobs=16, threads=0, tasks=20, cores=8) == (8, 1)
+    assert batch.worker_shape(jobs=4, threads=0, tasks=2, cores=8) == (2, 4)
+    assert batch.worker_shape(jobs=2, threads=3, tasks=20, cores=8) == (2, 3)  # explicit threads are kept
+
+
+def test_decompress_will_not_write_aec(tmp_path):
+    with pytest.raises(ValueError, match="cannot tell an image format"):
+        batch.format_for(tmp_path / "out.aec")
+
+
+def test_summary_line():
+    summary = batch.Summary(total=5, done=3, failed=1, bytes_in=1_500_000, bytes_out=150_000)
+    assert summary.line("compress") == "compressed 3 files, 1 failed, 1 not attempted: 1.5 MB -> 150.0 kB (10.0x)"
+
+
+def test_python_m_aecodec(tmp_path):
+    done = aecodec_command("--version", cwd=tmp_path, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "aecodec, version 0.1.0"
+
+
+def test_pipes_are_binary_safe(photos, tmp_path, codec):
+    png = (photos / "img01.png").read_bytes()
+    compressed = aecodec_command("compress", "-", *W, cwd=tmp_path, input=png)  # cat a.png | aecodec compress -
+    assert compressed.returncode == 0, compressed.stderr
+    aec = compressed.stdout
+    assert aec[:4] == b"AEC\x1a"
+    decompressed = aecodec_command("decompress", "-", *W, cwd=tmp_path, input=aec)  # aecodec decompress - < a.aec
+    assert decompressed.returncode == 0, decompressed.stderr
+    with Image.open(io.BytesIO(decompressed.stdout)) as image:
+        assert image.format == "PNG"
+        assert np.array_equal(np.asarray(image), np.asarray(codec.decompress(aec)))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_refuses_binary_to_and_from_a_terminal(photos, tmp_path):
+    import pty
+    source = str(photos / "img01.png")
+    leader, terminal = pty.openpty()
+    try:
+        refused = aecodec_command("compress", source, "-o", "-", *W, cwd=tmp_path, stdout=terminal)
+        forced = aecodec_command("compress", source, "-o", "-", "-f", *W, cwd=tmp_path, stdout=terminal)
+        from_terminal = aecodec_command("compress", "-", *W, cwd=tmp_path, stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(leader)
+    assert refused.returncode == 2 and b"refusing to write binary data to a terminal" in refused.stderr
+    assert forced.returncode == 0, forced.stderr
+    assert from_terminal.returncode == 2 and b"stdin, which is a terminal" in from_terminal.stderr

@@ -1,0 +1,56 @@
+"""Training runs, resumes exactly, and exports a bundle the runtime decodes."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from aecodec.codec import Codec  # noqa: E402
+from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
+from aecodec.train.export import export  # noqa: E402
+from aecodec.train.loop import load_checkpoint, train  # noqa: E402
+from conftest import photo_like  # noqa: E402
+
+TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        Image.fromarray(photo_like(80, 96, seed=i)).save(folder / f"p{i}.png")
+    return folder
+
+
+def config(photos, steps):
+    return TrainConfig(data=str(photos), crop=64, batch=2, minutes=5, max_steps=steps, validation_images=2,
+                       threads=1, checkpoint_minutes=100, validate_minutes=100)
+
+
+def test_resume_continues_exactly(photos, tmp_path):
+    straight = train(config(photos, 4), TINY, tmp_path / "straight")
+    train(config(photos, 2), TINY, tmp_path / "split")
+    resumed = train(config(photos, 4), None, tmp_path / "split", resume=tmp_path / "split" / "last.ckpt")
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_checkpoint_carries_configs_and_validation_log(photos, tmp_path):
+    path = train(config(photos, 2), TINY, tmp_path)
+    checkpoint = load_checkpoint(path)
+    assert ModelConfig(**checkpoint["model_config"]) == TINY
+    assert checkpoint["pixels_seen"] == 2 * 2 * 64 * 64
+    rows = (tmp_path / "validation.csv").read_text().splitlines()
+    assert rows[0].startswith("step,pixels_seen,level,bpp,psnr") and len(rows) == 1 + 4
+
+
+def test_export_decodes_in_the_runtime(photos, tmp_path):
+    path = train(config(photos, 2), TINY, tmp_path / "run")
+    model_id = export(path, tmp_path / "bundle", photos, calibration_images=2)
+    codec = Codec(tmp_path / "bundle")
+    assert codec.model_id == model_id
+    rgb = photo_like(40, 56, seed=9)
+    assert np.asarray(codec.decompress(codec.compress(rgb, quality=30))).shape == rgb.shape
