@@ -55,21 +55,33 @@ def interpolate_rows(table: np.ndarray, level: float) -> np.ndarray:
 
 
 def pad_image(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) -> float32 (1, 3, H', W'), edge-padded to a multiple of PAD."""
+    """uint8 (H, W, 3) -> uint8 (1, 3, H', W'), edge-padded to a multiple of PAD.
+
+    It stays uint8 (a quarter of float32) until from_uint8 converts one tile at a time.
+    """
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % PAD), (0, -w % PAD), (0, 0)), mode="edge")
-    return (padded.transpose(2, 0, 1)[None].astype(np.float32)) / 255.0
+    return padded.transpose(2, 0, 1)[None]
+
+
+def from_uint8(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], the analysis input."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x /= 255.0
+    return x
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Synthesis output in [0, 1] -> uint8, same shape; NaN and infinities (corrupt files) give 0 and 255."""
+    x = np.fmax(x, 0.0)  # fmax and fmin map NaN to the bound
+    np.fmin(x, 1.0, out=x)
+    x *= 255.0
+    return np.rint(x, out=x).astype(np.uint8)
 
 
 def to_pixels(x: np.ndarray, height: int, width: int) -> np.ndarray:
-    """float (1, 3, H', W') -> uint8 (height, width, 3); NaN and infinities (corrupt files) give 0 and 255."""
-    pixels = np.empty((height, width, 3), dtype=np.uint8)
-    for c in range(3):  # one plane at a time: a large image needs one float plane of scratch, not three
-        plane = np.fmax(x[0, c, :height, :width], 0.0)  # fmax/fmin map NaN to the bound
-        np.fmin(plane, 1.0, out=plane)
-        plane *= 255.0
-        pixels[..., c] = np.rint(plane, out=plane)
-    return pixels
+    """uint8 (1, 3, H', W') -> uint8 (height, width, 3)."""
+    return np.ascontiguousarray(x[0, :, :height, :width].transpose(1, 2, 0))
 
 
 def round_quality(quality: float) -> float:
@@ -91,6 +103,7 @@ class Codec:
         self.tile = tile
         self.timings = Timings()
         self.warnings: list[str] = []
+        self.other_models: dict[bytes, Codec] = {}  # older models met while decoding
 
     @property
     def model_id(self) -> bytes:
@@ -102,7 +115,7 @@ class Codec:
         """Latent (M, h, w) of an RGB uint8 image; independent of quality, so worth caching."""
         start = time.perf_counter()
         x = pad_image(rgb)
-        latent = tiled(lambda t: self.networks.run("analysis", t), x, False, self.tile, HALO)[0]
+        latent = tiled(lambda t: self.networks.run("analysis", from_uint8(t)), x, False, self.tile, HALO)[0]
         self.timings.add("analysis", start)
         return latent
 
@@ -110,9 +123,9 @@ class Codec:
         """(hyper stream, latent stream) for a latent at a quality."""
         bundle = self.bundle
         level = quality_to_level(quality, bundle.levels)
-        gained = latent * np.exp(interpolate_rows(bundle.log_gain, level))[:, None, None]
+        gain = np.exp(interpolate_rows(bundle.log_gain, level))[:, None, None]
         start = time.perf_counter()
-        hyper_latent = np.rint(self.networks.run("hyper_analysis", gained[None])[0]).astype(np.int64)
+        hyper_latent = np.rint(self.networks.run("hyper_analysis", (latent * gain)[None])[0]).astype(np.int64)
         self.timings.add("hyper_analysis", start)
         start = time.perf_counter()
         mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
@@ -120,7 +133,10 @@ class Codec:
         start = time.perf_counter()
         channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
         hyper = entropy.encode(hyper_latent, channel, bundle.hyper_tables)
-        residual = np.rint(gained - mean).astype(np.int64)
+        # The gained latent again rather than kept: for a large photo it is 100s of MB the hyper-synthesis needs.
+        gained = latent * gain
+        np.subtract(gained, mean, out=gained)
+        residual = np.rint(gained, out=gained).astype(np.int64)
         coded = entropy.encode(residual, scale_index, bundle.latent_tables)
         self.timings.add("entropy_coding", start)
         return hyper, coded
@@ -185,11 +201,15 @@ class Codec:
         """This codec, or one loaded with the installed weights that made a file."""
         if model_id == self.model_id:
             return self
+        if model_id in self.other_models:
+            return self.other_models[model_id]
         bundles = find_bundles(self.root)
         if model_id not in bundles:
             have = ", ".join(m.hex() for m in bundles) or "none"
             raise FormatError(f"file needs model {model_id.hex()}, which is not installed (installed: {have})")
-        return Codec(bundles[model_id], self.options.threads, self.options.provider, self.options.optimize, self.tile)
+        other = Codec(bundles[model_id], self.options.threads, self.options.provider, self.options.optimize, self.tile)
+        self.other_models[model_id] = other
+        return other
 
     def decode_latent(self, parsed: container.Container) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hyper-latent, mean, residual) of a file; the integers are what determinism is judged on."""
@@ -223,6 +243,6 @@ class Codec:
         inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))[:, None, None]
         latent = ((residual + mean) * inverse_gain).astype(np.float32)
         start = time.perf_counter()
-        x = tiled(lambda t: self.networks.run("synthesis", t), latent[None], True, self.tile, HALO)
+        x = tiled(lambda t: to_uint8(self.networks.run("synthesis", t)), latent[None], True, self.tile, HALO)
         self.timings.add("synthesis", start)
         return to_pixels(x, header.height, header.width)

@@ -107,8 +107,11 @@ def _read_varints(data: bytes, count: int) -> np.ndarray:
 
 def _groups(table_index: np.ndarray, count: int) -> list[tuple[int, np.ndarray]]:
     """Positions (raster order) of the values coded with each table, in coding order."""
-    order = np.argsort(table_index, kind="stable")
-    bounds = np.searchsorted(table_index[order], np.arange(count + 1))
+    if table_index.size and not 0 <= table_index.min() <= table_index.max() < count:
+        raise ValueError(f"table indexes must lie in 0..{count - 1}")
+    keys = table_index.astype(np.int16) if count <= 1 << 15 else table_index  # 16-bit keys: radix sort, less memory
+    order = np.argsort(keys, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=count))])
     return [(t, order[bounds[t]:bounds[t + 1]]) for t in range(count) if bounds[t + 1] > bounds[t]]
 
 
@@ -117,15 +120,20 @@ def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables) -
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
     if values.shape != table_index.shape:
         raise ValueError("values and table_index must have the same number of elements")
-    symbols = values - tables.offsets[table_index]
-    escaped = (symbols < 0) | (symbols >= tables.sizes[table_index])
-    symbols = np.where(escaped, tables.sizes[table_index], symbols).astype(np.int32)
     groups = _groups(table_index, len(tables))
+    # In place where possible: for a large photo each of these arrays is over 100 MB.
+    symbols = tables.offsets[table_index]
+    np.subtract(values, symbols, out=symbols)
+    sizes = tables.sizes[table_index]
+    escaped = (symbols < 0) | (symbols >= sizes)
+    np.copyto(symbols, sizes, where=escaped)
+    del sizes
+    symbols = symbols.astype(np.int32)
     coder = _constriction().stream.stack.AnsCoder()
     for t, positions in reversed(groups):  # a stack: the last group pushed is decoded first
         coder.encode_reverse(symbols[positions], tables.models[t])
     words = coder.get_compressed()
-    overflow = np.concatenate([values[p][escaped[p]] for _, p in groups]) if groups else values[:0]
+    overflow = values[np.concatenate([p[escaped[p]] for _, p in groups])] if groups else values[:0]
     if np.abs(overflow).max(initial=0) >= MAX_ESCAPE:
         raise ValueError("a value is too large to code; the input is not a plausible latent")
     return struct.pack("<I", len(words)) + words.astype("<u4").tobytes() + _zigzag_varints(overflow)

@@ -108,10 +108,12 @@ def from_pil(image: Image.Image) -> SourceImage:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     grey = image.mode in ("1", "L", "LA", "La", "I;16") or (image.mode in ("P", "PA") and _palette_is_grey(image))
     layout = ("LA" if has_alpha else "L") if grey else ("RGBA" if has_alpha else "RGB")
-    rgba = np.asarray(image.convert("RGBA"))
-    rgb = np.ascontiguousarray(rgba[..., :3])
+    # RGBA only where it is needed: for a large photo it is the biggest copy made here
+    rgba = np.asarray(image.convert("RGBA")) if has_alpha or not (grey or image.mode == "RGB") else None
     if grey:
         rgb = np.repeat(np.asarray(image.convert("L"))[..., None], 3, axis=2)
+    else:
+        rgb = np.asarray(image) if rgba is None else np.ascontiguousarray(rgba[..., :3])
     if icc and not _icc_matches(icc, layout):
         notes.append("ICC profile does not match the coded colours and was dropped")
         icc = b""
@@ -137,6 +139,8 @@ def from_array(array: np.ndarray) -> SourceImage:
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise ImageError(f"expected an HxW, HxWx3 or HxWx4 array, not shape {array.shape}")
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[2]]
+    if mode == "RGB":  # what from_pil would return, without two copies of a possibly large array
+        return SourceImage(np.ascontiguousarray(array), "RGB", warnings=notes)
     image = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
     source = from_pil(image)
     source.warnings[:0] = notes

@@ -1,17 +1,16 @@
-"""Pack a compact training set (<= 40 MB) plus offline wheels for a lent GPU machine.
+"""Pack a compact training set (<= 40 MB) for a lent GPU machine.
 
     python scripts/gpu_pack.py --data ../shared/data/train --out pack
 
-pack/ is git-ignored. It holds photos/ (JPEG, quality 90, 4:4:4, long side <= 512)
-and wheels/ (Pillow for several Pythons, tqdm, click), because the GPU machine has
-torch and numpy but cannot reach a package index.
+pack/ is git-ignored. It holds photos/: JPEG, quality 90, 4:4:4, long side <= 512,
+taken in a fixed shuffle until the budget is spent. The GPU image already has
+torch, numpy, Pillow, click and tqdm, so nothing else needs to travel.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +18,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aecodec.train.data import list_images  # noqa: E402
-
-PYTHONS = ("3.10", "3.11", "3.12", "3.13")
-
 
 def pack_photos(data: Path, out: Path, max_bytes: int, side: int, quality: int) -> tuple[int, int]:
     out.mkdir(parents=True, exist_ok=True)
@@ -42,17 +38,6 @@ def pack_photos(data: Path, out: Path, max_bytes: int, side: int, quality: int) 
     return count, total
 
 
-def fetch_wheels(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    pure = ["pip", "download", "--no-deps", "-q", "-d", str(out), "tqdm", "click"]
-    subprocess.run([sys.executable, "-m", *pure], check=True)
-    for version in PYTHONS:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(out),
-                        "--only-binary=:all:", "--python-version", version,
-                        "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
-                        "pillow"], check=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/train")
@@ -60,14 +45,10 @@ def main() -> None:
     parser.add_argument("--max-mb", type=float, default=40.0)
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--quality", type=int, default=90)
-    parser.add_argument("--no-wheels", action="store_true")
     args = parser.parse_args()
     out = Path(args.out)
     count, total = pack_photos(Path(args.data), out / "photos", int(args.max_mb * 1e6), args.side, args.quality)
     print(f"packed {count} photos, {total / 1e6:.1f} MB, in {out / 'photos'}")
-    if not args.no_wheels:
-        fetch_wheels(out / "wheels")
-        print(f"wheels in {out / 'wheels'}")
 
 
 if __name__ == "__main__":

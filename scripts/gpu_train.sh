@@ -9,14 +9,11 @@ MINUTES="${1:-9}"
 OUT="${OUT:-out}"
 DEVICE="${DEVICE:-cuda}"
 mkdir -p "$OUT/run"
-python - <<'PY' || pip install --no-index --find-links pack/wheels pillow tqdm click
-import PIL, tqdm, click  # noqa: F401
-PY
 RESUME=()
 if [ -f runs/main/last.ckpt ]; then RESUME=(--resume runs/main/last.ckpt); fi
-python -m aecodec train --data pack/photos --device "$DEVICE" --minutes "$MINUTES" \
+python3 -m aecodec train --data pack/photos --device "$DEVICE" --minutes "$MINUTES" \
     --out "$OUT/run" --batch-size "${BATCH:-16}" --crop "${CROP:-256}" --checkpoint-minutes 2 "${RESUME[@]}"
-python - "$OUT/run/last.ckpt" <<'PY'
+python3 - "$OUT/run/last.ckpt" <<'PY'
 import sys, torch
 ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 print(f"checkpoint step {ckpt['step']}, {ckpt['pixels_seen'] / 1e9:.2f} Gpx seen")

@@ -73,7 +73,7 @@ def test_existing_output_is_kept_without_force(runner, png):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: None, "no such file"),  # compared case-insensitively
-    (lambda p: p.write_bytes(b"not an image at all"), "not a readable image"),
+    (lambda p: p.write_bytes(b"not an image at all"), "not an image"),
 ])
 def test_bad_inputs_give_one_clean_line(runner, tmp_path, make, message):
     path = tmp_path / "input.png"
