@@ -226,13 +226,14 @@ def bench(inputs, codecs, references, out, repeats, threads, speed, weights, no_
       aecodec bench --speed --threads 2          # 768x512 timing, stage by stage
     """
     from .bench import main_bench
-    codec = Codec(weights, threads=threads)
+    names = codecs.split(",") if codecs else None
+    # Only load a model when aecodec is among the codecs: the others bench without one.
+    codec = Codec(weights, threads=threads) if speed or names is None or "aecodec" in names else None
     if speed:
         _bench_speed(codec, inputs, out, threads, max(repeats, 5))
         return
     if not inputs:
         raise click.UsageError("give image files or folders to bench on")
-    names = codecs.split(",") if codecs else None
     results = main_bench(list(inputs), names, out, [Path(r) for r in references], repeats, threads, codec,
                          plots=not no_plots)
     images = len({m.image for m in results.measurements})
@@ -288,7 +289,9 @@ def train(data, out, minutes, resume, lr, batch_size, crop, channels, latent_cha
 @click.option("--out", default="weights/main", show_default=True, help="Weights folder to write.")
 @click.option("--calibration-data", default="../shared/data/train", show_default=True,
               type=click.Path(file_okay=False), help="Training photos; the held-out ones calibrate.")
-def export(checkpoint, out, calibration_data):
+@click.option("--extrapolated-levels", default=3, show_default=True, type=click.IntRange(0, 8),
+              help="Rate levels added below the lowest trained one, so quality 1 reaches lower bit rates.")
+def export(checkpoint, out, calibration_data, extrapolated_levels):
     """Export a checkpoint to ONNX networks, integer tables and a model card.
 
     \b
@@ -296,7 +299,7 @@ def export(checkpoint, out, calibration_data):
       aecodec export runs/main/last.ckpt --out weights/main
     """
     from .train.export import export as export_bundle
-    model_id = export_bundle(checkpoint, out, calibration_data)
+    model_id = export_bundle(checkpoint, out, calibration_data, extrapolated_levels=extrapolated_levels)
     click.echo(f"wrote {out} (model id {model_id.hex()})", err=True)
 
 

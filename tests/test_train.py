@@ -54,3 +54,26 @@ def test_export_decodes_in_the_runtime(photos, tmp_path):
     assert codec.model_id == model_id
     rgb = photo_like(40, 56, seed=9)
     assert np.asarray(codec.decompress(codec.compress(rgb, quality=30))).shape == rgb.shape
+
+
+def test_extrapolated_gains_continue_the_trained_line(photos, tmp_path):
+    from aecodec.train.export import extrapolate_gains
+    trained = np.log(np.array([[1.0, 2.0], [2.0, 3.0], [4.0, 4.0]]))
+    rows = extrapolate_gains(trained, 2)
+    assert np.array_equal(rows[2:], trained)
+    assert np.allclose(rows[:2], [trained[0] - 2 * (trained[1] - trained[0]), trained[0] - (trained[1] - trained[0])])
+
+
+def test_extrapolated_levels_reach_lower_rates(photos, tmp_path):
+    path = train(config(photos, 2), TINY, tmp_path / "run")
+    bundles = []
+    for extra in (0, 3):
+        export(path, tmp_path / f"bundle{extra}", photos, calibration_images=2, extrapolated_levels=extra)
+        codec = Codec(tmp_path / f"bundle{extra}")
+        assert codec.bundle.levels == TINY.levels + extra
+        rgb = photo_like(64, 64, seed=3)
+        assert np.asarray(codec.decompress(codec.compress(rgb, quality=1))).shape == rgb.shape
+        bundles.append(codec.bundle)
+    plain, stretched = bundles
+    assert np.array_equal(plain.log_gain[-1], stretched.log_gain[-1])  # quality 100 is unchanged
+    assert (stretched.log_gain[0] < plain.log_gain[0]).all()  # quality 1 quantises more coarsely

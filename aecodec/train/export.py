@@ -31,6 +31,9 @@ OPSET = 17
 CALIBRATION_LEVELS = 5
 HYPER_TAIL_MASS = 1e-9
 HYPER_SEARCH_LIMIT = 1 << 12
+# Gain rows added below the lowest trained rate, extrapolated log-linearly (Cui et al. 2021 §3.3):
+# they stretch quality 1 down to lower bit rates than the smallest lambda was trained for.
+EXTRAPOLATED_LEVELS = 3
 
 
 def export_onnx(network: nn.Module, channels: int, path: Path) -> None:
@@ -101,6 +104,13 @@ def calibration_hyper_latents(model: HyperpriorModel, photos: list[np.ndarray]) 
     return latents
 
 
+def extrapolate_gains(log_gain: np.ndarray, extra: int) -> np.ndarray:
+    """(levels, M) log gains -> (extra + levels, M): rows continue the first step's line downwards."""
+    step = log_gain[1] - log_gain[0]
+    below = log_gain[0] - np.arange(extra, 0, -1)[:, None] * step
+    return np.concatenate([below, log_gain])
+
+
 def prepare_for_export(model: HyperpriorModel) -> HyperpriorModel:
     """Bake parameter constraints into the weights so the ONNX graphs stay simple."""
     for module in model.modules():
@@ -112,7 +122,7 @@ def prepare_for_export(model: HyperpriorModel) -> HyperpriorModel:
 
 @torch.no_grad()
 def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: str | Path,
-           calibration_images: int = 8) -> bytes:
+           calibration_images: int = 8, extrapolated_levels: int = EXTRAPOLATED_LEVELS) -> bytes:
     """Write a weights bundle; returns its model id."""
     checkpoint = load_checkpoint(checkpoint_path)
     model = prepare_for_export(model_from_checkpoint(checkpoint))
@@ -131,8 +141,9 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
         raise ValueError(f"no calibration photo of at least 64x64 pixels in {calibration_dir}")
     layers = quantize_layers(hyper_synthesis_layers(model.hyper_synthesis), calibration_hyper_latents(model, photos))
     scales = tables.scale_table()
-    save_tables(out / "tables.npz", model.log_gain.double().numpy(), model.log_inverse_gain.double().numpy(),
-                layers, scales, tables.gaussian_tables(scales), hyper_tables(model.hyper_prior, cfg.channels))
+    log_gain = extrapolate_gains(model.log_gain.double().numpy(), extrapolated_levels)
+    log_inverse_gain = extrapolate_gains(model.log_inverse_gain.double().numpy(), extrapolated_levels)
+    save_tables(out / "tables.npz", log_gain, log_inverse_gain, layers, scales, tables.gaussian_tables(scales), hyper_tables(model.hyper_prior, cfg.channels))
     model_id = model_id_of(out)
     card = {
         "format": "aecodec-weights", "version": 1, "model_id": model_id.hex(),
@@ -141,6 +152,7 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
         "training_steps": checkpoint["step"], "pixels_seen": checkpoint["pixels_seen"],
         "training_seconds": round(checkpoint.get("seconds_trained", 0.0)),
         "lambda_range": [cfg.lambda_min, cfg.lambda_max],
+        "extrapolated_levels": extrapolated_levels,  # gain rows below lambda_min, see extrapolate_gains
         "data": "photographs listed in shared/data/train/MANIFEST.tsv (Kodak never used)",
         "exported": datetime.date.today().isoformat(), "files": list(HASHED_FILES),
         "kodak_rd": None,
