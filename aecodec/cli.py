@@ -259,6 +259,8 @@ def _bench_speed(codec, inputs, out, threads, repeats):
 @click.option("--out", default="runs/main", show_default=True, help="Run folder: checkpoint and CSV logs.")
 @click.option("--minutes", default=60.0, show_default=True, help="Time budget; the run ends cleanly after it.")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="Checkpoint to continue exactly.")
+@click.option("--init-weights", type=click.Path(exists=True, file_okay=False),
+              help="Start from an exported weights folder (when its checkpoint is lost); fresh optimiser.")
 @click.option("--lr", default=None, type=float, help="Learning rate (default 3e-4, or the checkpoint's).")
 @click.option("--batch-size", default=None, type=int, help="Crops per step (default 16).")
 @click.option("--crop", default=None, type=int, help="Crop side in pixels (default 128).")
@@ -268,16 +270,22 @@ def _bench_speed(codec, inputs, out, threads, repeats):
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--bf16/--fp32", default=None, help="bf16 autocast; default on for CUDA and for CPUs with AMX.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Minutes between checkpoints.")
-def train(data, out, minutes, resume, lr, batch_size, crop, channels, latent_channels, threads, device, bf16,
-          checkpoint_minutes):
+def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
+          bf16, checkpoint_minutes):
     """Train the model (needs the 'train' extra: torch).
 
     \b
     Examples:
       aecodec train --minutes 120 --out runs/main
       aecodec train --resume runs/main/last.ckpt --minutes 60
+      aecodec train --init-weights weights/main --lr 2e-5 --minutes 5   # then resume at the full lr
     """
     from .train.cli_support import run_training
+    if resume and init_weights:
+        raise click.UsageError("give --resume or --init-weights, not both")
+    if init_weights:
+        from .train.recover import checkpoint_from_weights
+        resume = checkpoint_from_weights(init_weights, Path(out) / "from_weights.ckpt")
     path = run_training(data=data, out=out, minutes=minutes, resume=resume, lr=lr, batch=batch_size, crop=crop,
                         channels=channels, latent_channels=latent_channels, threads=threads, device=device,
                         bf16=bf16, checkpoint_minutes=checkpoint_minutes)

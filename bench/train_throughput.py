@@ -24,11 +24,13 @@ from aecodec.train.cli_support import fast_bf16_cpu  # noqa: E402
 from aecodec.train.config import ModelConfig  # noqa: E402
 from aecodec.train.model import HyperpriorModel, rd_loss  # noqa: E402
 
+# Names are used on the command line (comma-separated), so they hold no commas.
 CONFIGS = {
-    "fp32 eager (plain)": {"bf16": False, "channels_last": False, "compile": False},
-    "fp32 eager, channels_last": {"bf16": False, "channels_last": True, "compile": False},
-    "bf16 autocast, channels_last": {"bf16": True, "channels_last": True, "compile": False},
-    "fp32 torch.compile": {"bf16": False, "channels_last": False, "compile": True},
+    "fp32-eager": {"bf16": False, "channels_last": False, "compile": False},
+    "fp32-channels-last": {"bf16": False, "channels_last": True, "compile": False},
+    "bf16-channels-last": {"bf16": True, "channels_last": True, "compile": False},
+    "fp32-compile": {"bf16": False, "channels_last": False, "compile": True},
+    "bf16-channels-last-compile": {"bf16": True, "channels_last": True, "compile": True},
 }
 
 
@@ -62,11 +64,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model_config = ModelConfig()
     results = {}
-    for name in args.configs.split(","):
+    for name in names:
         try:
             results[name] = time_config(model_config, args.batch, args.crop, args.steps, warmup=2, **CONFIGS[name])
         except Exception as error:  # a configuration this machine cannot run is reported, not fatal

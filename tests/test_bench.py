@@ -129,3 +129,31 @@ def test_bench_imports_neither_torch_nor_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_readme_results_section_and_card(tmp_path):
+    """bench/readme_results.py: BD-rates have the right sign and the README keeps its other text."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "readme_results.py"
+    rates, psnrs = [0.25, 0.5, 1.0, 2.0], [26.0, 29.0, 32.0, 35.0]
+    means = [{"codec": codec, "quality": q, "bpp": r * factor, "psnr": p, "ms_ssim": 1 - 10 ** (-p / 20)}
+             for codec, factor in (("jpeg", 1.0), ("aecodec", 0.5)) for q, r, p in zip(range(4), rates, psnrs)]
+    env = {"date": "2026-01-01T00:00:00", "cpu": "cpu", "threads": 1, "python": "3", "numpy": "2", "pillow": "13",
+           "pillow_libraries": {}, "imagecodecs": None, "onnxruntime": "1"}
+    results = {"env": env, "codecs": {"jpeg": "j", "aecodec": "a"}, "means": means,
+               "measurements": [{"image": "a.png"}, {"image": "b.png"}]}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text("# top\n<!-- results -->\nold\n<!-- /results -->\n## after\n<!-- training -->\n<!-- /training -->\n")
+    card = tmp_path / "manifest.json"
+    card.write_text(json.dumps({
+        "model_id": "x", "kodak_rd": None, "training_steps": 1234, "pixels_seen": 2.5e9, "training_seconds": 7200,
+        "model_config": {"channels": 8, "latent_channels": 12, "levels": 3, "lambda_min": 0.01, "lambda_max": 0.1},
+        "train_config": {"batch": 16, "crop": 128}}))
+    subprocess.run([sys.executable, str(script), "--results", str(tmp_path / "results.json"),
+                    "--readme", str(readme), "--card", str(card)], check=True)
+    text = readme.read_text()
+    assert text.startswith("# top\n<!-- results -->") and "<!-- /results -->\n## after\n<!-- training -->" in text
+    assert "1,234 steps" in text and "2.50 gigapixels" in text and "2.0 hours" in text
+    assert "old" not in text and "| jpeg | -50.0% [26.0–35.0 dB]" in text and "2 Kodak images" in text
+    rd = json.loads(card.read_text())["kodak_rd"]
+    assert rd["bd_rate_psnr_percent"] == {"jpeg": -50.0} and len(rd["points"]) == 4

@@ -77,3 +77,29 @@ def test_extrapolated_levels_reach_lower_rates(photos, tmp_path):
     plain, stretched = bundles
     assert np.array_equal(plain.log_gain[-1], stretched.log_gain[-1])  # quality 100 is unchanged
     assert (stretched.log_gain[0] < plain.log_gain[0]).all()  # quality 1 quantises more coarsely
+
+
+def test_checkpoint_recovered_from_weights_matches_and_resumes(photos, tmp_path):
+    from aecodec.train.export import prepare_for_export
+    from aecodec.train.loop import model_from_checkpoint
+    from aecodec.train.recover import checkpoint_from_weights
+    path = train(config(photos, 3), TINY, tmp_path / "run")
+    export(path, tmp_path / "bundle", photos, calibration_images=2, extrapolated_levels=2)
+    recovered_path = checkpoint_from_weights(tmp_path / "bundle", tmp_path / "recovered" / "start.ckpt")
+    # export clamps the GDN parameters into range; everything else must come back as trained
+    original = prepare_for_export(model_from_checkpoint(load_checkpoint(path)))
+    recovered = model_from_checkpoint(load_checkpoint(recovered_path)).eval()
+    for name in ("analysis", "hyper_analysis", "synthesis"):
+        for key, value in getattr(original, name).state_dict().items():
+            assert torch.equal(value, getattr(recovered, name).state_dict()[key]), (name, key)
+    assert torch.allclose(original.log_gain, recovered.log_gain)
+    with torch.no_grad():
+        hyper_latent = torch.round(torch.randn(1, TINY.channels, 4, 4) * 3)
+        a, b = original.hyper_synthesis(hyper_latent), recovered.hyper_synthesis(hyper_latent)
+        assert (a - b).abs().max() < 0.02 * a.abs().max()  # 12-bit weights, only rounding apart
+        values = torch.arange(-6.0, 7.0).repeat(TINY.channels, 1)[:, None, :]
+        mass = [torch.sigmoid(p.hyper_prior.logits_cdf(values + 0.5)) - torch.sigmoid(p.hyper_prior.logits_cdf(values - 0.5))
+                for p in (original, recovered)]
+        assert (mass[0] - mass[1]).abs().sum(-1).max() < 0.1  # refitted from the integer pmfs
+    resumed = train(config(photos, 4), None, tmp_path / "recovered", resume=recovered_path)
+    assert load_checkpoint(resumed)["step"] == 4

@@ -1,0 +1,227 @@
+"""Write the README's results section from the committed benchmark files.
+
+    python bench/readme_results.py --reference ../shared/anchors/kodak/kodak__vtm.json ...
+
+Reads bench/results/kodak/results.json, bench/results/speed/{speed,compressai}.json
+and bench/results/large_image.json, and replaces the text between the
+``<!-- results -->`` and ``<!-- /results -->`` markers in README.md. Every
+figure in that section therefore comes from a file in bench/results/.
+With ``--card weights/main/manifest.json`` it also records our Kodak curve
+and BD-rates in the model card (the card is not part of the model id), and
+fills the ``<!-- training -->`` section from the card and
+bench/results/train_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aecodec.bench.curves import Curve, load_references  # noqa: E402
+from aecodec.metrics import bd_rate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- results -->", "<!-- /results -->"
+TRAINING_START, TRAINING_END = "<!-- training -->", "<!-- /training -->"
+OURS = "aecodec"
+
+
+def curves_from(results: dict) -> dict[str, Curve]:
+    by_codec: dict[str, list[dict]] = {}
+    for row in results["means"]:
+        by_codec.setdefault(row["codec"], []).append(row)
+    return {name: Curve(name, *(tuple(r[f] for r in rows) for f in ("bpp", "psnr", "ms_ssim")))
+            for name, rows in by_codec.items()}
+
+
+def bd_cell(test: Curve, anchor: Curve, metric: str) -> str:
+    if not (test.has(metric) and anchor.has(metric)):
+        return "n/a"
+    r = bd_rate(anchor.bpp, anchor.quality(metric), test.bpp, test.quality(metric))  # test (B) against anchor (A)
+    if math.isnan(r.percent):
+        return "no overlap"
+    return f"{r.percent:+.1f}% [{r.low:.1f}–{r.high:.1f} dB]"
+
+
+def bd_table(ours: Curve, anchors: list[Curve]) -> list[str]:
+    lines = ["| anchor | BD-rate, PSNR-RGB | BD-rate, MS-SSIM (dB) |", "|---|---:|---:|"]
+    for anchor in anchors:
+        label = anchor.name + (" (published)" if anchor.reference else "")
+        lines.append(f"| {label} | {bd_cell(ours, anchor, 'psnr')} | {bd_cell(ours, anchor, 'ms_ssim_db')} |")
+    return lines
+
+
+def rd_table(results: dict) -> list[str]:
+    lines = ["| quality | bpp | PSNR-RGB (dB) | MS-SSIM |", "|---:|---:|---:|---:|"]
+    for row in results["means"]:
+        if row["codec"] == OURS:
+            lines.append(f"| {row['quality']:g} | {row['bpp']:.3f} | {row['psnr']:.2f} | {row['ms_ssim']:.4f} |")
+    return lines
+
+
+def speed_lines(speed: dict) -> list[str]:
+    env = speed["environment"]
+    lines = [f"Compress and decompress of a {speed['image']} image (Kodak kodim23, quality {speed['quality']}), "
+             f"median of {speed['repeats']} runs, {env['threads']} threads, {env['cpu']}, "
+             f"onnxruntime {env['onnxruntime']}, model loaded once:", "",
+             "| stage | compress ms | decompress ms |", "|---|---:|---:|"]
+    for stage in ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis", "other", "total"):
+        c, d = speed["compress"].get(stage), speed["decompress"].get(stage)
+        if c is None and d is None:
+            continue
+        fmt = lambda v: "" if v is None else f"{v:.0f}"  # noqa: E731
+        lines.append(f"| {stage} | {fmt(c)} | {fmt(d)} |")
+    return lines
+
+
+def large_lines(large: dict) -> list[str]:
+    steps = large["steps"]
+    return [f"A {large['image']} photo ({large['threads']} threads): compress "
+            f"{steps['compress']['seconds']:.0f} s at {steps['compress']['peak_rss_mb']} MiB peak RSS, decompress "
+            f"{steps['decompress']['seconds']:.0f} s at {steps['decompress']['peak_rss_mb']} MiB "
+            f"(`bench/large_image.py`, limit {large['limit_mb']} MiB)."]
+
+
+def standing(ours: Curve, curves: dict[str, Curve]) -> list[str]:
+    """One plain sentence on where aecodec stands against the everyday codecs."""
+    parts = []
+    for name, label in (("jpeg", "Pillow JPEG (4:2:0)"), ("webp", "WebP"), ("avif", "AVIF")):
+        if name in curves:
+            r = bd_rate(curves[name].bpp, curves[name].psnr, ours.bpp, ours.psnr)
+            if not math.isnan(r.percent):
+                verb = "fewer" if r.percent < 0 else "more"
+                parts.append(f"{abs(r.percent):.1f}% {verb} bits than {label}")
+    if not parts:
+        return []
+    return [f"**Where aecodec stands:** for the same PSNR-RGB it needs {', '.join(parts)} "
+            "(BD-rate over the quality range both cover)."]
+
+
+def section(results: dict, references: list[Curve], speed: dict | None, large: dict | None,
+            compressai: dict | None = None) -> str:
+    env = results["env"]
+    curves = curves_from(results)
+    ours = curves[OURS]
+    others = [c for name, c in curves.items() if name != OURS]
+    libs = env["pillow_libraries"]
+    codecs = "; ".join(f"**{name}**: {note}" for name, note in results["codecs"].items())
+    images = len({m["image"] for m in results["measurements"]})
+    lines = [
+        f"Measured by `aecodec bench` on the {images} Kodak images on {env['date'][:10]}: {env['cpu']}, "
+        f"{env['threads']} thread, Python {env['python']}, numpy {env['numpy']}, Pillow {env['pillow']} "
+        f"(libjpeg-turbo {libs.get('libjpeg_turbo')}, libwebp {libs.get('webp')}, libavif {libs.get('avif')}, "
+        f"OpenJPEG {libs.get('jpg_2000')}), imagecodecs {env['imagecodecs']}, onnxruntime {env['onnxruntime']}. "
+        "bpp counts whole files, headers included; PSNR is the mean of per-image PSNR-RGB. "
+        "Everything is in [`bench/results/kodak/`](bench/results/kodak/): per-image JSON and CSV, "
+        "[summary.md](bench/results/kodak/summary.md) with every codec against every other.", "",
+        *standing(ours, curves), "",
+        f"Codecs: {codecs}.", "",
+        "![Rate–distortion on Kodak, PSNR-RGB](bench/results/kodak/rd_psnr.png)", "",
+        "BD-rate of aecodec against each codec (negative: aecodec needs fewer bits for the same quality; "
+        "in brackets the quality range both curves cover):", "",
+        *bd_table(ours, others + references), "",
+    ]
+    if "jpeg" in curves and "webp" in curves:
+        lines += [f"Sanity check of the harness: WebP against Pillow JPEG comes out at "
+                  f"{bd_cell(curves['webp'], curves['jpeg'], 'psnr')} (PSNR-RGB); the figure measured "
+                  "independently with Pillow 13 was −37.6%.", ""]
+    lines += [f"aecodec's own curve (means over the {images} images):", "", *rd_table(results), "",
+              "![Rate–distortion on Kodak, MS-SSIM](bench/results/kodak/rd_ms_ssim_db.png)", ""]
+    if speed:
+        lines += ["### Speed", "", *speed_lines(speed), ""]
+    if speed and compressai:
+        lines += [f"CompressAI {compressai['compressai']}'s mean–scale hyperprior (N=128, M=192; torch "
+                  f"{compressai['torch']}, {compressai['threads']} threads), timed the same way on the same image "
+                  f"by `bench/compressai_speed.py`: compress {compressai['compress_ms']:.0f} ms, decompress "
+                  f"{compressai['decompress_ms']:.0f} ms. aecodec: {speed['compress']['total']:.0f} ms and "
+                  f"{speed['decompress']['total']:.0f} ms, entropy coding included in both.", ""]
+    if large:
+        lines += [*large_lines(large), ""]
+    return "\n".join(lines)
+
+
+def training_section(card: dict, throughput: dict | None) -> str:
+    """How the shipped model was trained, and how fast training runs here."""
+    cfg, train = card["model_config"], card["train_config"]
+    hours = card["training_seconds"] / 3600
+    lines = [
+        f"The shipped model (id `{card['model_id']}`, card in `weights/main/manifest.json`): N={cfg['channels']}, "
+        f"M={cfg['latent_channels']}, {cfg['levels']} trained rate levels for lambda {cfg['lambda_min']} to "
+        f"{cfg['lambda_max']}, plus {card.get('extrapolated_levels', 0)} extrapolated below them. It was trained "
+        f"for {card['training_steps']:,} steps of {train['batch']} crops of {train['crop']}x{train['crop']} pixels, "
+        f"{card['pixels_seen'] / 1e9:.2f} gigapixels in all, in {hours:.1f} hours of training steps "
+        f"(the last run on {train.get('device', 'cpu')}, {train.get('threads', 0) or 'all'} threads). That is a "
+        "small fraction of the training published models get, and the Kodak results above show it.", "",
+    ]
+    if throughput:
+        lines += [f"Training throughput (`bench/train_throughput.py`, {throughput['date'][:10]}, torch "
+                  f"{throughput['torch']}, {throughput['threads']} threads, CPU capability "
+                  f"{throughput['cpu_capability']}, fast bf16: {'yes' if throughput['cpu_has_fast_bf16'] else 'no'}; "
+                  f"batch {throughput['batch']} of {throughput['crop']}x{throughput['crop']}):", "",
+                  "| configuration | s/step | MPx/s |", "|---|---:|---:|"]
+        for name, row in throughput["results"].items():
+            if "error" in row:
+                lines.append(f"| {name} | failed: {row['error']} | |")
+            else:
+                lines.append(f"| {name} | {row['seconds_per_step']:.2f} | {row['megapixels_per_second']:.3f} |")
+        lines.append("")
+        if not throughput["cpu_has_fast_bf16"]:
+            lines += ["This CPU has neither AMX nor AVX-512 bf16, so bf16 autocast gains nothing here; "
+                      "`aecodec train` picks bf16 only on CUDA or on a CPU with those units, and trains in fp32 "
+                      "otherwise.", ""]
+    return "\n".join(lines)
+
+
+def replace_between(text: str, start: str, end: str, body: str, where: Path) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"{where}: no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n\n{body}\n{end}{tail}"
+
+
+def card_rd(results: dict) -> dict:
+    """The model card's ``kodak_rd``: our curve and BD-rates against the codecs benched beside it."""
+    curves = curves_from(results)
+    ours = curves[OURS]
+    bd = {}
+    for name, anchor in curves.items():
+        if name != OURS:
+            r = bd_rate(anchor.bpp, anchor.psnr, ours.bpp, ours.psnr)
+            bd[name] = None if math.isnan(r.percent) else round(r.percent, 2)
+    points = [{k: round(row[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim")}
+              for row in results["means"] if row["codec"] == OURS]
+    return {"source": "bench/results/kodak/results.json", "date": results["env"]["date"][:10],
+            "points": points, "bd_rate_psnr_percent": bd}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", action="append", default=[], help="CompressAI results JSON to compare")
+    parser.add_argument("--results", default=ROOT / "bench/results/kodak/results.json", type=Path)
+    parser.add_argument("--readme", default=ROOT / "README.md", type=Path)
+    parser.add_argument("--card", type=Path, help="also write kodak_rd into this model card (manifest.json)")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    speed_path, large_path = ROOT / "bench/results/speed/speed.json", ROOT / "bench/results/large_image.json"
+    compressai_path = ROOT / "bench/results/speed/compressai.json"
+    throughput_path = ROOT / "bench/results/train_throughput.json"
+    speed, large, compressai, throughput = (json.loads(p.read_text()) if p.exists() else None
+                                            for p in (speed_path, large_path, compressai_path, throughput_path))
+    text = args.readme.read_text()
+    body = section(results, load_references(args.reference), speed, large, compressai)
+    text = replace_between(text, START, END, body, args.readme)
+    if args.card:
+        card = json.loads(args.card.read_text())
+        card["kodak_rd"] = card_rd(results)
+        args.card.write_text(json.dumps(card, indent=2) + "\n")
+        text = replace_between(text, TRAINING_START, TRAINING_END, training_section(card, throughput), args.readme)
+    args.readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
