@@ -1,5 +1,7 @@
 """Training runs, resumes exactly, and exports a bundle the runtime decodes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,3 +105,21 @@ def test_checkpoint_recovered_from_weights_matches_and_resumes(photos, tmp_path)
         assert (mass[0] - mass[1]).abs().sum(-1).max() < 0.1  # refitted from the integer pmfs
     resumed = train(config(photos, 4), None, tmp_path / "recovered", resume=recovered_path)
     assert load_checkpoint(resumed)["step"] == 4
+
+
+def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from aecodec.cli import main
+    # No step limit: the CLI run inherits the bundle's training config, and with it any max_steps.
+    path = train(replace(config(photos, 0), minutes=0.005), TINY, tmp_path / "run")
+    steps = load_checkpoint(path)["step"]
+    export(path, tmp_path / "bundle", photos, calibration_images=2)
+    args = ["train", "--data", str(photos), "--out", str(tmp_path / "again"), "--minutes", "0.01", "--threads", "1",
+            "--batch-size", "2", "--crop", "64"]
+    both = CliRunner().invoke(main, [*args, "--init-weights", str(tmp_path / "bundle"), "--resume", str(path)])
+    assert both.exit_code != 0 and "not both" in both.output
+    done = CliRunner().invoke(main, [*args, "--init-weights", str(tmp_path / "bundle")], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "again" / "from_weights.ckpt").is_file()
+    assert load_checkpoint(tmp_path / "again" / "last.ckpt")["step"] > steps, done.output
