@@ -20,6 +20,19 @@ def symbols(codec: Codec, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return hyper_latent, residual
 
 
+def jitter_float_networks(monkeypatch, seed: int) -> None:
+    """Simulate another machine: every float input and output of the networks moves by a relative 1e-5."""
+    rng = np.random.default_rng(seed)
+    original_run = Networks.run
+
+    def jittered(self, name, x):
+        x = x * (1 + 1e-5 * rng.choice([-1.0, 1.0], x.shape)).astype(np.float32)
+        out = original_run(self, name, x)
+        return out * (1 + 1e-5 * rng.choice([-1.0, 1.0], out.shape)).astype(np.float32)
+
+    monkeypatch.setattr(Networks, "run", jittered)
+
+
 def test_a_thread_count_does_not_change_pixels(tiny_weights, encoded):
     one = np.asarray(Codec(tiny_weights, threads=1).decompress(encoded))
     two = np.asarray(Codec(tiny_weights, threads=2).decompress(encoded))
@@ -28,16 +41,7 @@ def test_a_thread_count_does_not_change_pixels(tiny_weights, encoded):
 
 def test_b_perturbed_float_networks_decode_the_same_symbols(tiny_weights, encoded, monkeypatch):
     reference = symbols(Codec(tiny_weights), encoded)
-    rng = np.random.default_rng(0)
-    original_run = Networks.run
-
-    def jittered(self, name, x):
-        # Simulate another machine: every float input and output moves by a relative 1e-5.
-        x = x * (1 + 1e-5 * rng.choice([-1.0, 1.0], x.shape)).astype(np.float32)
-        out = original_run(self, name, x)
-        return out * (1 + 1e-5 * rng.choice([-1.0, 1.0], out.shape)).astype(np.float32)
-
-    monkeypatch.setattr(Networks, "run", jittered)
+    jitter_float_networks(monkeypatch, seed=0)
     codec = Codec(tiny_weights)
     for got, want in zip(symbols(codec, encoded), reference):
         assert np.array_equal(got, want)
@@ -60,4 +64,33 @@ def test_c_files_cross_backends(tiny_weights, encoder_kind):
 def test_c_unoptimised_graph_is_another_backend(tiny_weights, encoded):
     plain = Codec(tiny_weights, optimize=False)
     for got, want in zip(symbols(plain, encoded), symbols(Codec(tiny_weights), encoded)):
+        assert np.array_equal(got, want)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model and a file it wrote from the sample photo (a 192x256 crop keeps it quick)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from aecodec.weights import default_weights_root
+    weights = default_weights_root() / "main"
+    if not weights.is_dir():
+        pytest.skip("no shipped weights")
+    sample = Path(__file__).resolve().parent.parent / "examples" / "coffee.png"
+    rgb = np.asarray(Image.open(sample).convert("RGB"))[:192, :256]
+    return weights, Codec(weights, threads=1).compress(rgb, quality=50)
+
+
+def test_shipped_model_decodes_the_same_everywhere(shipped, monkeypatch):
+    """(a), (b) and an unoptimised graph, with the real model rather than the tiny test one."""
+    weights, data = shipped
+    reference = symbols(Codec(weights, threads=1), data)
+    one = np.asarray(Codec(weights, threads=1).decompress(data))
+    assert np.array_equal(one, np.asarray(Codec(weights, threads=2).decompress(data)))
+    for got, want in zip(symbols(Codec(weights, optimize=False), data), reference):
+        assert np.array_equal(got, want)
+    jitter_float_networks(monkeypatch, seed=1)
+    for got, want in zip(symbols(Codec(weights), data), reference):
         assert np.array_equal(got, want)
