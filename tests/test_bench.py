@@ -64,6 +64,7 @@ def test_run_bench_measures_every_point(images):
     assert len(means) == 3 and all(r["images"] == 2 for r in means)
     first = [x for x in results.measurements if x.codec == "jpeg" and x.quality == means[0]["quality"]]
     assert means[0]["psnr"] == pytest.approx(np.mean([x.psnr for x in first]))
+    assert means[0]["decode_mpx_s"] == pytest.approx(96 * 64 / 1e6 / (means[0]["decode_ms"] / 1e3))
     assert set(results.peak_rss_mb) == {"jpeg", "webp", "aecodec"}
     assert results.env["threads"] == 1 and results.env["cpu"]
 
@@ -82,6 +83,7 @@ def test_main_bench_writes_json_csv_markdown(images, tmp_path):
     assert {"codec", "image", "quality", "bytes", "bpp", "psnr", "ms_ssim", "encode_ms"} <= set(rows[0])
     summary = (out / "summary.md").read_text()
     assert "## webp" in summary and "BD-rate, PSNR" in summary and "test \\ anchor" in summary
+    assert "| encode MPx/s | decode MPx/s |" in summary
     if refs:
         assert "| JPEG (ref) |" in summary
 

@@ -77,11 +77,11 @@ def _codec_table(results, codec: str) -> list[str]:
     rows = [r for r in results.means() if r["codec"] == codec]
     peak = results.peak_rss_mb.get(codec, math.nan)
     lines = [f"## {codec}", "", f"{results.notes.get(codec, '')}. Peak RSS so far: {peak:.0f} MB.", "",
-             "| quality | bpp | PSNR (dB) | MS-SSIM | encode ms | decode ms |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "| quality | bpp | PSNR (dB) | MS-SSIM | encode ms | decode ms | encode MPx/s | decode MPx/s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['quality']:g} | {r['bpp']:.4f} | {r['psnr']:.3f} | {r['ms_ssim']:.5f} "
-                     f"| {r['encode_ms']:.1f} | {r['decode_ms']:.1f} |")
+                     f"| {r['encode_ms']:.1f} | {r['decode_ms']:.1f} | {r['encode_mpx_s']:.2f} | {r['decode_mpx_s']:.2f} |")
     return lines + [""]
 
 

@@ -10,6 +10,8 @@ A typical workflow looks like this::
 
 from __future__ import annotations
 
+import math
+
 import os
 import platform
 import resource
@@ -63,11 +65,17 @@ class BenchResults:
         groups: dict[tuple[str, float], list[Measurement]] = {}
         for m in self.measurements:
             groups.setdefault((m.codec, m.quality), []).append(m)
-        return [
-            {"codec": codec, "quality": quality, "images": len(ms),
-             **{f: float(np.mean([getattr(m, f) for m in ms])) for f in MEAN_FIELDS}}
-            for (codec, quality), ms in groups.items()
-        ]
+        rows = []
+        for (codec, quality), ms in groups.items():
+            row = {"codec": codec, "quality": quality, "images": len(ms),
+                   **{f: float(np.mean([getattr(m, f) for m in ms])) for f in MEAN_FIELDS}}
+            megapixels = float(np.mean([m.width * m.height for m in ms])) / 1e6
+            # Throughput of the whole set: mean pixels over mean time, not a mean of ratios.
+            for step in ("encode", "decode"):
+                ms_per_image = row[f"{step}_ms"]
+                row[f"{step}_mpx_s"] = megapixels / (ms_per_image / 1e3) if ms_per_image > 0 else math.nan
+            rows.append(row)
+        return rows
 
     def curve(self, codec: str) -> Curve:
         rows = [row for row in self.means() if row["codec"] == codec]
