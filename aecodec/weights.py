@@ -58,7 +58,7 @@ def model_id_of(folder: Path) -> bytes:
 
 def default_weights_root() -> Path:
     """weights/ in a source checkout, or the copy installed inside the package."""
-    installed = Path(__file__).parent / "weights"
+    installed = Path(__file__).parent / "shipped_weights"
     return installed if installed.is_dir() else Path(__file__).parent.parent / "weights"
 
 
