@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -24,6 +26,11 @@ class CleanErrors(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # The reader went away (`aecodec info x.aec | head -1`): stop quietly, as cat and gzip do.
+            # Pointing stdout at /dev/null keeps the interpreter's final flush from failing again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(128 + signal.SIGPIPE)
         except (OSError, ValueError, RuntimeError, MemoryError) as error:
             message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             if isinstance(error, FileNotFoundError) and error.filename:
@@ -144,7 +151,10 @@ def _output_stream(output: str | None, force: bool):
 
 def _write_result(data: bytes, output: str | None, force: bool, stream) -> None:
     if stream is not None:
-        stream.write(data)
+        # A pipe whose reader leaves mid-write gives a short write, not an error; writing the rest raises.
+        rest = memoryview(data)
+        while rest:
+            rest = rest[stream.write(rest):]
         stream.flush()
     else:
         atomic_write(output, data, force)

@@ -155,6 +155,25 @@ def test_pipes_are_binary_safe(photos, tmp_path, codec):
         assert np.array_equal(np.asarray(image), np.asarray(codec.decompress(aec)))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGPIPE")
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, codec):
+    """`aecodec decompress a.aec -o - | head -c 10`: no error line, and the status a killed cat would give."""
+    aec = codec.compress(photo_like(640, 640, seed=3), quality=90)
+    png = io.BytesIO()
+    codec.decompress(aec).save(png, format="PNG")
+    assert png.tell() > 4 * 65536  # several pipe buffers, so the writer is still writing when the reader leaves
+    source = tmp_path / "a.aec"
+    source.write_bytes(aec)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with subprocess.Popen([sys.executable, "-m", "aecodec", "decompress", str(source), "-o", "-", *W], cwd=tmp_path,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.read(10)[:4] == b"\x89PNG"
+        process.stdout.close()
+        stderr = process.stderr.read()
+    assert process.returncode == 141, stderr
+    assert stderr == b""
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_refuses_binary_to_and_from_a_terminal(photos, tmp_path):
     import pty
