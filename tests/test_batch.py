@@ -19,12 +19,16 @@ ROOT = Path(__file__).parent.parent
 W = ["--weights", str(TINY_WEIGHTS)]
 
 
+def source_tree_env() -> dict:
+    """The environment for a fresh interpreter that imports aecodec from this checkout."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 def aecodec_command(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     """`python -m aecodec ARGS` in a fresh interpreter, as a user would run it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.run([sys.executable, "-m", "aecodec", *args], cwd=cwd, env=env, **kwargs)
+    return subprocess.run([sys.executable, "-m", "aecodec", *args], cwd=cwd, env=source_tree_env(), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +168,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, codec):
     assert png.tell() > 4 * 65536  # several pipe buffers, so the writer is still writing when the reader leaves
     source = tmp_path / "a.aec"
     source.write_bytes(aec)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with subprocess.Popen([sys.executable, "-m", "aecodec", "decompress", str(source), "-o", "-", *W], cwd=tmp_path,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+                          env=source_tree_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout.read(10)[:4] == b"\x89PNG"
         process.stdout.close()
         stderr = process.stderr.read()
