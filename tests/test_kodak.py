@@ -1,4 +1,8 @@
-"""All 24 Kodak images round-trip at five qualities with the shipped model, through API and CLI."""
+"""All 24 Kodak images round-trip at five qualities with the shipped model, through API and CLI,
+and reproduce the committed benchmark results."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,18 +10,17 @@ from click.testing import CliRunner
 from PIL import Image
 
 from aecodec import container
+from aecodec.bench.codecs import AECODEC_QUALITIES
 from aecodec.cli import main
 from aecodec.codec import Codec
+from aecodec.metrics import psnr
 from aecodec.weights import default_weights_root
 from conftest import KODAK
 
 QUALITIES = (1, 25, 50, 75, 100)
 pytestmark = pytest.mark.skipif(not KODAK.is_dir() or not (default_weights_root() / "main").is_dir(),
                                 reason="needs ../shared/data/kodak and the shipped weights")
-
-
-def psnr(a, b) -> float:
-    return 10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2))
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "kodak" / "results.json"
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +61,22 @@ def test_cli_round_trips_all_24(api_files, tmp_path):
             # Same bitstream decoder: the CLI's pixels equal the API's decode of the CLI's file.
             assert np.array_equal(decoded, np.asarray(codec.decompress(data)))
             assert len(data) == pytest.approx(len(api_files[(path.stem, q)][0]), rel=0.02)
+
+
+def test_committed_kodak_results_are_reproduced(api_files):
+    """bench/results/kodak/ was measured with the shipped model, and re-encoding gives its numbers.
+
+    Sizes may move by a byte or so where another CPU rounds the analysis network differently.
+    """
+    results = json.loads(RESULTS.read_text())
+    assert Codec().model_id.hex() in results["codecs"]["aecodec"], "committed results are from another model"
+    checked = 0
+    for row in results["measurements"]:
+        key = (Path(row["image"]).stem, row["quality"])
+        if row["codec"] == "aecodec" and key in api_files:
+            data, decoded = api_files[key]
+            assert len(data) == pytest.approx(row["bytes"], rel=0.005), key
+            reference = np.asarray(Image.open(KODAK / row["image"]).convert("RGB"))
+            assert psnr(decoded, reference) == pytest.approx(row["psnr"], abs=0.01), key
+            checked += 1
+    assert checked == 24 * len(set(QUALITIES) & set(AECODEC_QUALITIES))

@@ -62,8 +62,10 @@ def aecodec_spec(codec, qualities=AECODEC_QUALITIES) -> CodecSpec:
     def decode(data: bytes) -> np.ndarray:
         return np.asarray(codec.decompress(data).convert("RGB"))
 
+    model_id = getattr(codec, "model_id", None)
+    model = f"model {model_id.hex()}, " if isinstance(model_id, bytes) else ""
     return CodecSpec("aecodec", tuple(qualities), lambda image, q: codec.compress(image, quality=q),
-                     decode, f"{type(codec).__name__}, quality 1..100")
+                     decode, f"{type(codec).__name__}, {model}quality 1..100")
 
 
 def _save(image: np.ndarray, fmt: str, **options) -> bytes:
