@@ -100,7 +100,7 @@ def main() -> None:
             assert decoded.size == (args.width, args.height)
     manifest = json.loads((Path(args.weights) / "manifest.json").read_text())
     peak = max(s["peak_rss_mb"] for s in steps.values())
-    report = {"image": f"{args.width}x{args.height}", "weights": args.weights,
+    report = {"image": f"{args.width}x{args.height}", "model_id": manifest.get("model_id"),
               "model_config": manifest.get("model_config"), "threads": args.threads, "steps": steps,
               "peak_rss_mb": peak, "limit_mb": LIMIT_MB, "within_limit": peak <= LIMIT_MB,
               "environment": {"python": platform.python_version(), "machine": platform.machine(),
