@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aecodec.bench.curves import Curve, load_references  # noqa: E402
+from aecodec.bench.speed import speed_table  # noqa: E402
 from aecodec.metrics import bd_rate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,17 +66,9 @@ def rd_table(results: dict) -> list[str]:
 
 def speed_lines(speed: dict) -> list[str]:
     env = speed["environment"]
-    lines = [f"Compress and decompress of a {speed['image']} image (Kodak kodim23, quality {speed['quality']}), "
-             f"median of {speed['repeats']} runs, {env['threads']} threads, {env['cpu']}, "
-             f"onnxruntime {env['onnxruntime']}, model loaded once:", "",
-             "| stage | compress ms | decompress ms |", "|---|---:|---:|"]
-    for stage in ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis", "other", "total"):
-        c, d = speed["compress"].get(stage), speed["decompress"].get(stage)
-        if c is None and d is None:
-            continue
-        fmt = lambda v: "" if v is None else f"{v:.0f}"  # noqa: E731
-        lines.append(f"| {stage} | {fmt(c)} | {fmt(d)} |")
-    return lines
+    return [f"Compress and decompress of a {speed['image']} image (Kodak kodim23, quality {speed['quality']}), "
+            f"median of {speed['repeats']} runs, {env['threads']} threads, {env['cpu']}, "
+            f"onnxruntime {env['onnxruntime']}, model loaded once:", "", *speed_table(speed)]
 
 
 def large_lines(large: dict) -> list[str]:

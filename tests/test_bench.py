@@ -159,3 +159,29 @@ def test_readme_results_section_and_card(tmp_path):
     assert "old" not in text and "| jpeg | -50.0% [26.0–35.0 dB]" in text and "2 Kodak images" in text
     rd = json.loads(card.read_text())["kodak_rd"]
     assert rd["bd_rate_psnr_percent"] == {"jpeg": -50.0} and len(rd["points"]) == 4
+
+
+def test_speed_bench_times_every_stage_and_the_file_io(images, tmp_path):
+    from click.testing import CliRunner
+
+    from aecodec.cli import main
+    from conftest import TINY_WEIGHTS
+
+    out = tmp_path / "speed"
+    result = CliRunner().invoke(main, ["bench", "--speed", str(images[0]), "--out", str(out), "--threads", "1",
+                                       "--weights", str(TINY_WEIGHTS)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "speed.json").read_text())
+    assert report["image"] == "96x64" and report["repeats"] >= 5
+    for call, stages in (("compress", ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding")),
+                         ("decompress", ("hyper_synthesis", "entropy_coding", "synthesis"))):
+        row = report[call]
+        assert all(row[stage] > 0 for stage in stages), row
+        assert sum(row[stage] for stage in stages) <= row["total"]
+        assert row["megapixels_per_second"] == pytest.approx(96 * 64 / 1e6 / (row["total"] / 1000), rel=1e-2)
+    io_steps = report["file_io"]["steps"]
+    assert set(io_steps) == {"read_image", "write_aec", "read_aec", "write_png"} and min(io_steps.values()) > 0
+    assert report["file_io"]["compress"] == pytest.approx(io_steps["read_image"] + io_steps["write_aec"], abs=0.02)
+    assert report["model_load_ms"] > 0 and report["environment"]["threads"] == 1
+    markdown = (out / "speed.md").read_text()
+    assert "| file I/O (read input, write output) |" in markdown and "Loading the model" in markdown

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,10 +21,45 @@ def _timed_call(codec, fn, *args) -> tuple[float, dict, object]:
     return total, dict(codec.timings.stages), result
 
 
-def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5, threads: int = 0) -> dict:
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 2)
+
+
+def measure_file_io(codec, source: Path, data: bytes, repeats: int) -> dict:
+    """What the command line adds around the codec: reading the input file and writing the output.
+
+    Compress reads and decodes the image, then writes the .aec (atomically, with fsync);
+    decompress reads the .aec, then encodes and writes a PNG the same way.
+    """
+    from aecodec.batch import encode_image
+    from aecodec.files import atomic_write
+    from aecodec.imageio import load_image
+
+    image = codec.decompress(data)
+    with tempfile.TemporaryDirectory() as folder:
+        aec, png = Path(folder) / "out.aec", Path(folder) / "out.png"
+        steps = {
+            "read_image": _median_ms(lambda: load_image(source), repeats),
+            "write_aec": _median_ms(lambda: atomic_write(aec, data, force=True), repeats),
+            "read_aec": _median_ms(aec.read_bytes, repeats),
+            "write_png": _median_ms(lambda: atomic_write(png, encode_image(image, "PNG")[0], force=True), repeats),
+        }
+    return {"compress": round(steps["read_image"] + steps["write_aec"], 2),
+            "decompress": round(steps["read_aec"] + steps["write_png"], 2), "steps": steps}
+
+
+def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5, threads: int = 0,
+                  source: Path | None = None, load_ms: float | None = None) -> dict:
     """Median milliseconds of whole compress/decompress calls and of each stage within them.
 
     'other' is the rest of the call: image conversion, container, alpha, Python overhead.
+    With ``source`` (the file rgb came from) the file reading and writing around the calls
+    is timed too; ``load_ms`` records how long the model took to load.
     """
     codec.decompress(codec.compress(rgb, quality=quality))  # warm-up: session init, allocator
     report = {"image": f"{rgb.shape[1]}x{rgb.shape[0]}", "quality": quality, "repeats": repeats}
@@ -44,17 +81,34 @@ def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5,
         row["megapixels_per_second"] = rgb.shape[0] * rgb.shape[1] / 1e6 / (row["total"] / 1000)
         report[name] = {k: round(v, 2) for k, v in row.items()}
     report["bytes"] = len(data)
+    if source is not None:
+        report["file_io"] = measure_file_io(codec, Path(source), data, repeats)
+    if load_ms is not None:
+        report["model_load_ms"] = round(load_ms, 1)
     report["environment"] = environment(threads)
     report["peak_rss_mb"] = peak_rss_mb()
     return report
 
 
+def speed_table(report: dict) -> list[str]:
+    """The stage-by-stage table of a speed report, as markdown lines."""
+    lines = ["| stage | compress ms | decompress ms |", "| --- | ---: | ---: |"]
+    rows = [(stage, report["compress"].get(stage), report["decompress"].get(stage))
+            for stage in (*STAGES, "other", "total")]
+    io = report.get("file_io")
+    if io:
+        rows += [("file I/O (read input, write output)", io["compress"], io["decompress"]),
+                 ("total with file I/O", report["compress"]["total"] + io["compress"],
+                  report["decompress"]["total"] + io["decompress"])]
+    for stage, c, d in rows:
+        if c is not None or d is not None:
+            lines.append(f"| {stage} | {'' if c is None else f'{c:.1f}'} | {'' if d is None else f'{d:.1f}'} |")
+    if "model_load_ms" in report:
+        lines += ["", f"Loading the model (once per process, not in the rows above): {report['model_load_ms']:.0f} ms."]
+    return lines
+
+
 def speed_markdown(report: dict) -> str:
-    stages = [s for s in (*STAGES, "other", "total")]
-    lines = [f"Image {report['image']}, quality {report['quality']}, median of {report['repeats']} runs, "
-             f"{report['environment'].get('threads')} thread(s).", "",
-             "| stage | compress ms | decompress ms |", "| --- | ---: | ---: |"]
-    for stage in stages:
-        c, d = report["compress"].get(stage), report["decompress"].get(stage)
-        lines.append(f"| {stage} | {'' if c is None else f'{c:.1f}'} | {'' if d is None else f'{d:.1f}'} |")
-    return "\n".join(lines) + "\n"
+    header = (f"Image {report['image']}, quality {report['quality']}, median of {report['repeats']} runs, "
+              f"{report['environment'].get('threads')} thread(s).")
+    return "\n".join([header, "", *speed_table(report)]) + "\n"
