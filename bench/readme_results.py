@@ -171,8 +171,8 @@ def training_section(card: dict, throughput: dict | None) -> str:
                 lines.append(f"| {name} | {row['seconds_per_step']:.2f} | {row['megapixels_per_second']:.3f} |")
         lines.append("")
         if not throughput["cpu_has_fast_bf16"]:
-            lines += ["This CPU has neither AMX nor AVX-512 bf16, so bf16 autocast gains nothing here; "
-                      "`aecodec train` picks bf16 only on CUDA or on a CPU with those units, and trains in fp32 "
+            lines += ["This CPU has neither AMX nor AVX-512 bf16, so bf16 autocast is far slower than fp32 here "
+                      "(above); `aecodec train` picks bf16 only on CUDA or on a CPU with those units, and trains in fp32 "
                       "otherwise.", ""]
     return "\n".join(lines)
 
