@@ -123,13 +123,13 @@ def run_bench(image_paths, codecs, repeats: int = 1, progress: bool = True, thre
 
 def measure(spec, name: str, rgb: np.ndarray, quality: float, repeats: int = 1) -> Measurement:
     """Encode and decode ``repeats`` times; sizes and metrics come from the first round."""
-    data, seconds = _timed(spec.encode, rgb, quality)
+    data, seconds = timed(spec.encode, rgb, quality)
     encode_s = [seconds]
-    decoded, seconds = _timed(spec.decode, data)
+    decoded, seconds = timed(spec.decode, data)
     decode_s = [seconds]
     for _ in range(repeats - 1):
-        encode_s.append(_timed(spec.encode, rgb, quality)[1])
-        decode_s.append(_timed(spec.decode, data)[1])
+        encode_s.append(timed(spec.encode, rgb, quality)[1])
+        decode_s.append(timed(spec.decode, data)[1])
     if decoded.shape != rgb.shape:
         msg = f"{spec.name} at quality {quality} decoded {name} to {decoded.shape}, expected {rgb.shape}"
         raise ValueError(msg)
@@ -139,7 +139,7 @@ def measure(spec, name: str, rgb: np.ndarray, quality: float, repeats: int = 1) 
                        1e3 * statistics.median(encode_s), 1e3 * statistics.median(decode_s))
 
 
-def _timed(fn, *args):
+def timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
     return out, time.perf_counter() - start

@@ -4,43 +4,34 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from aecodec.bench.runner import environment, peak_rss_mb
+from aecodec.bench.runner import environment, peak_rss_mb, timed
 
 STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis")
 
 
 def _timed_call(codec, fn, *args) -> tuple[float, dict, object]:
-    start = time.perf_counter()
-    result = fn(*args)
-    total = time.perf_counter() - start
+    result, total = timed(fn, *args)
     return total, dict(codec.timings.stages), result
 
 
 def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(1000 * statistics.median(times), 2)
+    return round(1000 * statistics.median(timed(fn)[1] for _ in range(repeats)), 2)
 
 
-def measure_file_io(codec, source: Path, data: bytes, repeats: int) -> dict:
+def measure_file_io(source: Path, data: bytes, image, repeats: int) -> dict:
     """What the command line adds around the codec: reading the input file and writing the output.
 
-    Compress reads and decodes the image, then writes the .aec (atomically, with fsync);
+    ``data`` is the compressed file and ``image`` its decoded PIL image. Compress reads and decodes the image, then writes the .aec (atomically, with fsync);
     decompress reads the .aec, then encodes and writes a PNG the same way.
     """
     from aecodec.batch import encode_image
     from aecodec.files import atomic_write
     from aecodec.imageio import load_image
 
-    image = codec.decompress(data)
     with tempfile.TemporaryDirectory() as folder:
         aec, png = Path(folder) / "out.aec", Path(folder) / "out.png"
         steps = {
@@ -70,7 +61,7 @@ def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5,
             if name == "compress":
                 total, spent, data = _timed_call(codec, codec.compress, rgb, quality)
             else:
-                total, spent, _ = _timed_call(codec, codec.decompress, data)
+                total, spent, image = _timed_call(codec, codec.decompress, data)
             totals.append(total)
             for stage in STAGES:
                 stages[stage].append(spent.get(stage, 0.0))
@@ -82,7 +73,7 @@ def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5,
         report[name] = {k: round(v, 2) for k, v in row.items()}
     report["bytes"] = len(data)
     if source is not None:
-        report["file_io"] = measure_file_io(codec, Path(source), data, repeats)
+        report["file_io"] = measure_file_io(Path(source), data, image, repeats)
     if load_ms is not None:
         report["model_load_ms"] = round(load_ms, 1)
     report["environment"] = environment(threads)
