@@ -7,10 +7,16 @@ the thread count, provider and optimisation level are free to vary.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
-import onnxruntime as ort
+
+# ONNX Runtime 1.32 writes a device id and an events database under ~/.cache/Microsoft/ (or
+# $XDG_CACHE_HOME) as soon as it is imported, unless this variable is set first. A codec has no
+# business leaving files outside its outputs; a user who wants the telemetry can set it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort  # noqa: E402  after the variable above, which it reads on import
 
 from .weights import NETWORKS, ModelBundle
 

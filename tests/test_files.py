@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -226,3 +228,16 @@ def test_decompress_full_disk(tiny_weights, photo, tmp_path, monkeypatch):
     result = run(tiny_weights, "decompress", str(tmp_path / "photo.aec"), "-o", str(tmp_path / "out.png"))
     assert "No space left on device" in one_line_error(result)
     assert listing(tmp_path) == ["photo.aec", "photo.png"]
+
+
+def test_nothing_is_written_outside_the_outputs(tiny_weights, photo, tmp_path):
+    """ONNX Runtime would create ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ (a device id, an events table)."""
+    from test_batch import source_tree_env
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {k: v for k, v in source_tree_env().items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache))
+    done = subprocess.run([sys.executable, "-m", "aecodec", "compress", str(photo), "--weights", str(tiny_weights)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(home.rglob("*")) == [] and not cache.exists()
