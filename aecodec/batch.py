@@ -132,9 +132,9 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
         _check_dest(task, options.force)
         if options.kind == "compress":
             outcome.bytes_in = task.source.stat().st_size
-            data = codec.compress(task.source, options.quality, options.target_bpp, options.target_size,
-                                  options.allow_large)
-            outcome.warnings = list(codec.warnings)
+            encoded = codec.encode(task.source, options.quality, options.target_bpp, options.target_size,
+                                   options.allow_large)
+            data, outcome.warnings = encoded.data, list(encoded.warnings)
         else:
             data_in = task.source.read_bytes()
             outcome.bytes_in = len(data_in)

@@ -124,10 +124,9 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_
                             weights=weights)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)  # before the work: a refusal should be instant
-        codec = Codec(weights, threads=threads)
-        data = codec.compress(_read_input(inputs[0]), quality, target_bpp, size, allow_large)
-        _warn(codec.warnings)
-        _write_result(data, output, force, stream)
+        encoded = Codec(weights, threads=threads).encode(_read_input(inputs[0]), quality, target_bpp, size, allow_large)
+        _warn(encoded.warnings)
+        _write_result(encoded.data, output, force, stream)
         return
     _run_batch(inputs, output, out_dir, batch.AEC_SUFFIX, options, jobs, threads, fail_fast)
 

@@ -5,6 +5,10 @@ A typical workflow looks like this::
     codec = Codec()                                   # loads the shipped model once
     data = codec.compress(rgb_array, quality=75)      # bytes of an .aec file
     image = codec.decompress(data)                    # PIL.Image
+    encoded = codec.encode(rgb_array, timed=True)     # the bytes, notes on the input, seconds per stage
+
+Every call returns what it produced; a Codec keeps only its loaded model, so
+one can be shared between threads of work.
 
 Encoding: analysis -> latent * gain(quality) -> hyper-analysis -> rounded
 hyper-latent -> exact integer hyper-synthesis -> (mean, scale index) ->
@@ -15,6 +19,7 @@ Decoding runs the same exact hyper-synthesis, so it picks the same tables.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,12 +41,29 @@ HALO = 4  # latent units of context around a tile, wider than the receptive fiel
 
 @dataclass
 class Timings:
-    """Seconds spent in each stage of the last call, for `aecodec bench --speed`."""
+    """Seconds spent in each stage of one call, for `aecodec bench --speed`."""
 
     stages: dict = field(default_factory=dict)
 
     def add(self, stage: str, start: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What one compress call produced."""
+
+    data: bytes  # the .aec file
+    warnings: tuple[str, ...] = ()  # what happened to the input: frames dropped, depth reduced
+    timings: dict | None = None  # seconds per stage, when asked for
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What one decompress call produced."""
+
+    image: Image.Image
+    timings: dict | None = None  # seconds per stage, when asked for
 
 
 def quality_to_level(quality: float, levels: int) -> float:
@@ -101,8 +123,6 @@ class Codec:
         self.options = RuntimeOptions(threads=threads, provider=provider, optimize=optimize)
         self.networks = Networks(self.bundle, self.options)
         self.tile = tile
-        self.timings = Timings()
-        self.warnings: list[str] = []
         self.other_models: dict[bytes, Codec] = {}  # older models met while decoding
 
     @property
@@ -111,25 +131,27 @@ class Codec:
 
     # -- encoding ------------------------------------------------------------------------
 
-    def analyse(self, rgb: np.ndarray) -> np.ndarray:
+    def analyse(self, rgb: np.ndarray, timings: Timings | None = None) -> np.ndarray:
         """Latent (M, h, w) of an RGB uint8 image; independent of quality, so worth caching."""
+        timings = timings or Timings()
         start = time.perf_counter()
         x = pad_image(rgb)
         latent = tiled(lambda t: self.networks.run("analysis", from_uint8(t)), x, False, self.tile, HALO)[0]
-        self.timings.add("analysis", start)
+        timings.add("analysis", start)
         return latent
 
-    def code_latent(self, latent: np.ndarray, quality: float) -> tuple[bytes, bytes]:
+    def code_latent(self, latent: np.ndarray, quality: float, timings: Timings | None = None) -> tuple[bytes, bytes]:
         """(hyper stream, latent stream) for a latent at a quality."""
+        timings = timings or Timings()
         bundle = self.bundle
         level = quality_to_level(quality, bundle.levels)
         gain = np.exp(interpolate_rows(bundle.log_gain, level))[:, None, None]
         start = time.perf_counter()
         hyper_latent = np.rint(self.networks.run("hyper_analysis", (latent * gain)[None])[0]).astype(np.int64)
-        self.timings.add("hyper_analysis", start)
+        timings.add("hyper_analysis", start)
         start = time.perf_counter()
         mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
-        self.timings.add("hyper_synthesis", start)
+        timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
         hyper = entropy.encode(hyper_latent, channel, bundle.hyper_tables)
@@ -138,16 +160,8 @@ class Codec:
         np.subtract(gained, mean, out=gained)
         residual = np.rint(gained, out=gained).astype(np.int64)
         coded = entropy.encode(residual, scale_index, bundle.latent_tables)
-        self.timings.add("entropy_coding", start)
+        timings.add("entropy_coding", start)
         return hyper, coded
-
-    def compress_rgb(self, rgb: np.ndarray, quality: float = DEFAULT_QUALITY, **extra) -> bytes:
-        """Compress an RGB uint8 (H, W, 3) array; extra: layout, alpha, icc, exif for the container."""
-        quality = round_quality(quality)
-        container.check_dimensions(rgb.shape[1], rgb.shape[0])
-        self.timings = Timings()
-        hyper, latent = self.code_latent(self.analyse(rgb), quality)
-        return self.pack(rgb.shape, quality, hyper, latent, **extra)
 
     def pack(self, shape, quality, hyper, latent, layout="RGB", alpha=b"", icc=b"", exif=b"") -> bytes:
         header = Header(layout, self.model_id, shape[1], shape[0], quality)
@@ -155,34 +169,47 @@ class Codec:
 
     def compress(self, image, quality: float | None = None, target_bpp: float | None = None,
                  target_size: int | None = None, allow_large: bool = False) -> bytes:
+        """The bytes of an .aec file; what ``encode`` notes about the input is issued as a warning."""
+        encoded = self.encode(image, quality, target_bpp, target_size, allow_large)
+        for note in encoded.warnings:
+            warnings.warn(note, stacklevel=2)
+        return encoded.data
+
+    def encode(self, image, quality: float | None = None, target_bpp: float | None = None,
+               target_size: int | None = None, allow_large: bool = False, timed: bool = False) -> Encoded:
         """Compress a path, PIL.Image or uint8 array; at most one of quality and the targets.
 
         A target picks the highest quality whose whole file fits the budget.
-        Warnings about the input (frames dropped, depth reduced) go to ``self.warnings``.
         """
         if sum(v is not None for v in (quality, target_bpp, target_size)) > 1:
             raise ValueError("give at most one of quality, target_bpp and target_size")
         source = imageio.load_image(image, allow_large)
-        self.warnings = list(source.warnings)
         h, w = source.rgb.shape[:2]
         container.check_dimensions(w, h)
         extra = {"layout": source.layout, "icc": source.icc, "exif": source.exif,
                  "alpha": imageio.encode_alpha(source.alpha) if source.alpha is not None else b""}
         if target_bpp is None and target_size is None:
-            return self.compress_rgb(source.rgb, DEFAULT_QUALITY if quality is None else quality, **extra)
-        if target_bpp is not None and target_bpp <= 0:
+            quality = round_quality(DEFAULT_QUALITY if quality is None else quality)
+        elif target_bpp is not None and target_bpp <= 0:
             raise ValueError(f"target bpp must be positive, not {target_bpp}")
-        budget = target_size if target_size is not None else int(target_bpp * w * h / 8)
-        self.timings = Timings()
-        latent = self.analyse(source.rgb)  # the analysis does not depend on quality: run it once
+        timings = Timings()
+        latent = self.analyse(source.rgb, timings)  # the analysis does not depend on quality: run it once
 
-        def encode(q: float) -> bytes:
-            return self.pack(source.rgb.shape, q, *self.code_latent(latent, q), **extra)
+        def encode_at(q: float) -> bytes:
+            return self.pack(source.rgb.shape, q, *self.code_latent(latent, q, timings), **extra)
 
-        return fit_quality(encode, budget)[1]
+        if target_bpp is None and target_size is None:
+            data = encode_at(quality)
+        else:
+            data = fit_quality(encode_at, target_size if target_size is not None else int(target_bpp * w * h / 8))[1]
+        return Encoded(data, tuple(source.warnings), dict(timings.stages) if timed else None)
 
     def decompress(self, data: bytes) -> "Image.Image":
         """An .aec file's bytes -> PIL.Image in the file's layout, with its ICC and EXIF."""
+        return self.decode(data).image
+
+    def decode(self, data: bytes, timed: bool = False) -> Decoded:
+        """decompress, and the seconds each stage took when timed."""
         parsed = container.unpack(data)
         codec = self.for_model(parsed.header.model_id)
         header, streams = parsed.header, parsed.streams
@@ -191,9 +218,10 @@ class Codec:
             alpha = imageio.decode_alpha(streams.alpha, header.width, header.height) if header.has_alpha else None
         except ValueError as error:
             raise FormatError(str(error)) from None
-        rgb = codec.decode_rgb(parsed)
-        self.timings = codec.timings
-        return imageio.build_image(rgb, header.layout, alpha, streams.icc, streams.exif)
+        timings = Timings()
+        rgb = codec.decode_rgb(parsed, timings)
+        image = imageio.build_image(rgb, header.layout, alpha, streams.icc, streams.exif)
+        return Decoded(image, dict(timings.stages) if timed else None)
 
     # -- decoding ------------------------------------------------------------------------
 
@@ -211,8 +239,10 @@ class Codec:
         self.other_models[model_id] = other
         return other
 
-    def decode_latent(self, parsed: container.Container) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode_latent(self, parsed: container.Container,
+                      timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hyper-latent, mean, residual) of a file; the integers are what determinism is judged on."""
+        timings = timings or Timings()
         bundle, header = self.bundle, parsed.header
         rows, cols = -(-header.height // PAD), -(-header.width // PAD)  # hyper-latent grid
         channels = len(bundle.hyper_tables)
@@ -222,27 +252,27 @@ class Codec:
             hyper_latent = entropy.decode(parsed.streams.hyper, channel, bundle.hyper_tables).reshape(channel.shape)
         except entropy.EntropyError as error:
             raise FormatError(f"hyper-latent stream: {error}") from None
-        self.timings.add("entropy_coding", start)
+        timings.add("entropy_coding", start)
         start = time.perf_counter()
         mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
-        self.timings.add("hyper_synthesis", start)
+        timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         try:
             residual = entropy.decode(parsed.streams.latent, scale_index, bundle.latent_tables)
         except entropy.EntropyError as error:
             raise FormatError(f"latent stream: {error}") from None
-        self.timings.add("entropy_coding", start)
+        timings.add("entropy_coding", start)
         return hyper_latent, mean, residual.reshape(mean.shape)
 
-    def decode_rgb(self, parsed: container.Container) -> np.ndarray:
+    def decode_rgb(self, parsed: container.Container, timings: Timings | None = None) -> np.ndarray:
         """RGB uint8 (H, W, 3) from a parsed container made by this codec's model."""
-        self.timings = Timings()
+        timings = timings or Timings()
         header = parsed.header
-        _, mean, residual = self.decode_latent(parsed)
+        _, mean, residual = self.decode_latent(parsed, timings)
         level = quality_to_level(header.quality, self.bundle.levels)
         inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))[:, None, None]
         latent = ((residual + mean) * inverse_gain).astype(np.float32)
         start = time.perf_counter()
         x = tiled(lambda t: to_uint8(self.networks.run("synthesis", t)), latent[None], True, self.tile, HALO)
-        self.timings.add("synthesis", start)
+        timings.add("synthesis", start)
         return to_pixels(x, header.height, header.width)

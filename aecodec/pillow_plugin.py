@@ -115,8 +115,9 @@ def _save(im: Image.Image, fp, filename) -> None:
     if side:  # Pillow's convention: these keywords override what the image carries
         im = im.copy()
         im.info.update({k: v.tobytes() if isinstance(v, Image.Exif) else v for k, v in side.items()})
-    fp.write(codec.compress(im, info.get("quality"), info.get("target_bpp"), info.get("target_size")))
-    for note in codec.warnings:  # e.g. frames dropped, 16 bits reduced to 8
+    encoded = codec.encode(im, info.get("quality"), info.get("target_bpp"), info.get("target_size"))
+    fp.write(encoded.data)
+    for note in encoded.warnings:  # e.g. frames dropped, 16 bits reduced to 8
         warnings.warn(note, stacklevel=3)
 
 

@@ -38,19 +38,20 @@ step, weights, threads, source, target = sys.argv[1:6]
 start = time.perf_counter()
 codec = Codec(weights, threads=int(threads))
 loaded = time.perf_counter()
+timings = {{}}
 if step == "compress":
-    data = codec.compress(source, quality=75)
-    Path(target).write_bytes(data)
-    extra = {{"bytes": len(data)}}
+    encoded = codec.encode(source, quality=75, timed=True)
+    Path(target).write_bytes(encoded.data)
+    timings, extra = encoded.timings, {{"bytes": len(encoded.data)}}
 elif step == "decompress":
-    image = codec.decompress(Path(source).read_bytes())
+    result = codec.decode(Path(source).read_bytes(), timed=True)
     decoded = time.perf_counter()
-    image.save(target, compress_level=1)
-    extra = {{"save_seconds": round(time.perf_counter() - decoded, 2)}}
+    result.image.save(target, compress_level=1)
+    timings, extra = result.timings, {{"save_seconds": round(time.perf_counter() - decoded, 2)}}
 else:
     extra = {{}}
 done = time.perf_counter()
-stages = {{k: round(v, 2) for k, v in codec.timings.stages.items()}} if step != "load" else {{}}
+stages = {{k: round(v, 2) for k, v in timings.items()}}
 print(json.dumps({{"step": step, "seconds": round(done - loaded, 2), "load_seconds": round(loaded - start, 2),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                   "stages": stages, **extra}}))

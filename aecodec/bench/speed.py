@@ -13,9 +13,10 @@ from aecodec.bench.runner import environment, peak_rss_mb, timed
 STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis")
 
 
-def _timed_call(codec, fn, *args) -> tuple[float, dict, object]:
-    result, total = timed(fn, *args)
-    return total, dict(codec.timings.stages), result
+def _timed_call(fn, *args) -> tuple[float, dict, object]:
+    """(seconds, seconds per stage, result) of codec.encode or codec.decode."""
+    result, total = timed(lambda: fn(*args, timed=True))
+    return total, result.timings, result
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -59,9 +60,11 @@ def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5,
         totals, stages = [], {s: [] for s in (*STAGES, "other")}
         for _ in range(repeats):
             if name == "compress":
-                total, spent, data = _timed_call(codec, codec.compress, rgb, quality)
+                total, spent, encoded = _timed_call(codec.encode, rgb, quality)
+                data = encoded.data
             else:
-                total, spent, image = _timed_call(codec, codec.decompress, data)
+                total, spent, decoded = _timed_call(codec.decode, data)
+                image = decoded.image
             totals.append(total)
             for stage in STAGES:
                 stages[stage].append(spent.get(stage, 0.0))
