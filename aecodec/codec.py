@@ -29,7 +29,6 @@ from PIL import Image
 from . import container, entropy, fixedpoint, imageio
 from .container import FormatError, Header, Streams
 from .ratecontrol import fit_quality
-from .runtime import Networks, RuntimeOptions
 from .tiling import tiled
 from .weights import ModelBundle, default_weights_root, find_bundles, load_bundle
 
@@ -117,6 +116,9 @@ class Codec:
 
     def __init__(self, weights: str | Path | None = None, threads: int = 0, provider: str = "cpu",
                  optimize: bool = True, tile: int = TILE):
+        # ONNX Runtime loads with the first Codec, not with this module: the header-only paths
+        # (`aecodec info`, Pillow's Image.open) import this module but never build a Codec.
+        from .runtime import Networks, RuntimeOptions
         self.root = default_weights_root()
         folder = Path(weights) if weights else self.root / "main"
         self.bundle: ModelBundle = load_bundle(folder)

@@ -21,21 +21,28 @@ import onnxruntime as ort  # noqa: E402  after the variable above, which it read
 from .weights import NETWORKS, ModelBundle
 
 
+# "reference" is onnx's numpy evaluator instead of ONNX Runtime: slow, a second backend for cross-checks.
+PROVIDERS = ("cpu", "cuda", "reference")
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     threads: int = 0  # 0: ONNX Runtime's default, one per core
-    provider: str = "cpu"  # "cpu", "cuda", or "reference" (onnx's numpy evaluator: slow, for cross-checks)
+    provider: str = "cpu"  # one of PROVIDERS
     optimize: bool = True  # False disables graph optimisations (a second backend for tests)
 
+    def __post_init__(self):
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"unknown execution provider {self.provider!r}: use {', '.join(map(repr, PROVIDERS))}")
 
-def _providers(name: str) -> list[str]:
-    if name == "cpu":
-        return ["CPUExecutionProvider"]
+
+def _ort_providers(name: str) -> list[str]:
+    """ONNX Runtime's execution providers for "cpu" or "cuda"."""
     if name == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("the CUDA execution provider is not installed (pip install onnxruntime-gpu)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise ValueError(f"unknown execution provider {name!r}: use 'cpu' or 'cuda'")
+    return ["CPUExecutionProvider"]
 
 
 class ReferenceSession:
@@ -60,7 +67,7 @@ class OrtSession:
         session_options.enable_cpu_mem_arena = False
         if not options.optimize:
             session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.session = ort.InferenceSession(path, session_options, providers=_providers(options.provider))
+        self.session = ort.InferenceSession(path, session_options, providers=_ort_providers(options.provider))
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> np.ndarray:

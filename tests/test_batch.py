@@ -13,7 +13,7 @@ from PIL import Image
 
 from aecodec import batch
 from aecodec.cli import main
-from conftest import TINY_WEIGHTS, photo_like
+from helpers import TINY_WEIGHTS, photo_like
 
 ROOT = Path(__file__).parent.parent
 W = ["--weights", str(TINY_WEIGHTS)]

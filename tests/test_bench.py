@@ -165,7 +165,7 @@ def test_speed_bench_times_every_stage_and_the_file_io(images, tmp_path):
     from click.testing import CliRunner
 
     from aecodec.cli import main
-    from conftest import TINY_WEIGHTS
+    from helpers import TINY_WEIGHTS
 
     out = tmp_path / "speed"
     result = CliRunner().invoke(main, ["bench", "--speed", str(images[0]), "--out", str(out), "--threads", "1",

@@ -5,7 +5,7 @@ from PIL import Image
 
 from aecodec import __version__
 from aecodec.cli import main
-from conftest import TINY_WEIGHTS, photo_like
+from helpers import TINY_WEIGHTS, photo_like
 
 W = ["--weights", str(TINY_WEIGHTS)]
 

@@ -7,7 +7,7 @@ from PIL import Image
 from aecodec import container
 from aecodec.codec import Codec
 from aecodec.container import FormatError
-from conftest import photo_like
+from helpers import photo_like
 
 
 def psnr(a, b) -> float:
@@ -115,3 +115,8 @@ def test_tiled_and_whole_decoding_agree(tiny_weights):
         a = np.asarray(whole.decompress(data))
         b = np.asarray(tiled.decompress(data))
         assert abs(psnr(a, rgb) - psnr(b, rgb)) < 0.1
+
+
+def test_unknown_provider_names_every_provider_there_is(tiny_weights):
+    with pytest.raises(ValueError, match="'cpu', 'cuda', 'reference'"):
+        Codec(tiny_weights, provider="tpu")

@@ -6,7 +6,7 @@ import pytest
 from aecodec import container
 from aecodec.codec import Codec
 from aecodec.runtime import Networks
-from conftest import photo_like
+from helpers import photo_like
 
 
 @pytest.fixture(scope="module")

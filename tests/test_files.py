@@ -16,7 +16,7 @@ from PIL import Image
 from aecodec import files
 from aecodec.cli import main
 from aecodec.files import OutputError, atomic_write
-from conftest import photo_like
+from helpers import photo_like
 
 
 def listing(folder) -> list[str]:

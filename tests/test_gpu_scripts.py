@@ -11,7 +11,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecodec.train.loop import load_checkpoint  # noqa: E402
-from conftest import photo_like  # noqa: E402
+from helpers import photo_like  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from PIL import Image
 from aecodec import container, entropy, fixedpoint
 from aecodec.cli import main
 from aecodec.container import FormatError
-from conftest import photo_like
+from helpers import photo_like
 
 pytestmark = pytest.mark.filterwarnings("error")  # a RuntimeWarning from garbage numbers is a bug too
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

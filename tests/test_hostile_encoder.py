@@ -15,7 +15,7 @@ from PIL import Image, ImageCms, ImageOps
 from aecodec import container
 from aecodec.cli import main
 from aecodec.imageio import ImageError
-from conftest import photo_like
+from helpers import photo_like
 
 RGB = photo_like(24, 20, seed=7)
 

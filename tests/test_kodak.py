@@ -15,7 +15,7 @@ from aecodec.cli import main
 from aecodec.codec import Codec
 from aecodec.metrics import psnr
 from aecodec.weights import default_weights_root
-from conftest import KODAK
+from helpers import KODAK
 
 QUALITIES = (1, 25, 50, 75, 100)
 pytestmark = pytest.mark.skipif(not KODAK.is_dir() or not (default_weights_root() / "main").is_dir(),

@@ -2,9 +2,6 @@
 
 import io
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ import aecodec  # noqa: F401  registers the plugin
 from aecodec import container, weights
 from aecodec.codec import Codec
 from aecodec.pillow_plugin import AecImageFile, open_with
-from conftest import TINY_WEIGHTS, photo_like
+from helpers import TINY_WEIGHTS, photo_like
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +50,6 @@ def test_open_reads_only_the_header(monkeypatch, codec, aec):
     assert calls == [len(aec)]
     image.tobytes()
     assert calls == [len(aec)]  # decoded once
-
-
-def test_open_imports_no_onnxruntime(tmp_path, aec):
-    (tmp_path / "photo.aec").write_bytes(aec)
-    code = ("import sys, aecodec; from PIL import Image; im = Image.open('photo.aec'); "
-            "print(im.format, im.size, 'onnxruntime' in sys.modules)")
-    env = {"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": ""}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.split() == ["AEC", "(64,", "48)", "False"]
 
 
 def test_plain_open_decodes_with_the_installed_model(monkeypatch, tmp_path, codec, aec):

@@ -12,7 +12,7 @@ import pytest
 
 from aecodec.codec import Codec, to_uint8
 from aecodec.tiling import STRIDE, tiled
-from conftest import photo_like
+from helpers import photo_like
 
 
 def psnr(a, b) -> float:

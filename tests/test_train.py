@@ -12,7 +12,7 @@ from aecodec.codec import Codec  # noqa: E402
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
 from aecodec.train.export import export  # noqa: E402
 from aecodec.train.loop import load_checkpoint, train  # noqa: E402
-from conftest import photo_like  # noqa: E402
+from helpers import photo_like  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
 

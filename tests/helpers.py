@@ -1,0 +1,62 @@
+"""What many test files need: where things are, test images, running the CLI, reading its errors.
+
+Fixtures live in conftest.py; plain functions and constants live here, imported by name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
+TINY = ["--weights", str(TINY_WEIGHTS)]  # the CLI option that selects the tiny test model
+SHARED = ROOT.parent / "shared"
+KODAK = SHARED / "data" / "kodak"
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth colour gradients with a little texture: compresses like a photo, not like noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = []
+    for c in range(3):
+        fx, fy, phase = rng.uniform(0.01, 0.08, 2).tolist() + [rng.uniform(0, 6)]
+        channels.append(128 + 80 * np.sin(fx * x + phase) * np.cos(fy * y) + rng.normal(0, 6, (height, width)))
+    return np.clip(np.stack(channels, axis=2), 0, 255).astype(np.uint8)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def source_tree_env(**extra: str) -> dict:
+    """The environment for a fresh interpreter that imports aecodec from this checkout."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+def aecodec_command(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m aecodec ARGS` in a fresh interpreter, as a user would run it."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "aecodec", *args], cwd=cwd, env=source_tree_env(), **kwargs)
+
+
+def cli(*args, **kwargs) -> Result:
+    """`aecodec ARGS` in this process (click's test runner); arguments may be paths."""
+    from aecodec.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
+
+
+def one_line_error(result: Result | subprocess.CompletedProcess) -> str:
+    """The one `aecodec: error:` line of a failed command, after checking it is the only one."""
+    status = result.exit_code if isinstance(result, Result) else result.returncode
+    stderr = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
+    assert status == 1, (status, stderr)
+    errors = [line for line in stderr.splitlines() if line.startswith("aecodec: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
