@@ -123,3 +123,63 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
     assert done.exit_code == 0, done.output
     assert (tmp_path / "again" / "from_weights.ckpt").is_file()
     assert load_checkpoint(tmp_path / "again" / "last.ckpt")["step"] > steps, done.output
+
+
+def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
+    from aecodec.train.model import lower_bound
+    x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    bounded = lower_bound(x, 1.0)
+    assert torch.equal(bounded.detach(), torch.tensor([1.0, 1.0, 2.0]))
+    bounded.sum().backward()  # d/dx of +sum: descent pushes every value down
+    assert torch.equal(x.grad, torch.tensor([0.0, 0.0, 1.0]))  # below the bound, no push further down
+    x.grad = None
+    (-lower_bound(x, 1.0).sum()).backward()  # descent pushes every value up
+    assert torch.equal(x.grad, torch.tensor([-1.0, -1.0, -1.0]))  # so the gradient reaches all of them
+
+
+def test_gdn_gammas_below_zero_can_come_back():
+    from aecodec.train.model import SimplifiedGDN
+    gdn = SimplifiedGDN(2)
+    with torch.no_grad():
+        gdn.gamma.fill_(-0.1)  # dead under a plain clamp
+    x = torch.rand(1, 2, 4, 4) + 0.5
+    gdn(x).sum().backward()  # a smaller output wants a larger normaliser: gammas should rise
+    assert (gdn.gamma.grad < 0).all()  # a plain clamp gives exactly 0 here
+
+
+def test_moving_average_is_kept_resumed_and_exported(photos, tmp_path):
+    from aecodec.train.loop import model_from_checkpoint
+    run = replace(config(photos, 3), ema_decay=0.5)
+    path = train(run, TINY, tmp_path / "run")
+    checkpoint = load_checkpoint(path)
+    raw, average = checkpoint["model"], checkpoint["ema_model"]
+    assert any(not torch.equal(raw[k], average[k]) for k in raw)
+    exported = model_from_checkpoint(checkpoint).state_dict()
+    assert all(torch.equal(exported[k], average[k]) for k in average)
+    resumed = load_checkpoint(train(replace(run, max_steps=4), None, tmp_path / "run", resume=path))
+    assert resumed["step"] == 4 and resumed["ema_model"] is not None
+
+
+def test_learning_rate_drops_tenfold_for_the_last_part_of_the_run():
+    from aecodec.train.loop import learning_rate
+    run = TrainConfig(lr=1e-3, max_steps=110, lr_decay_fraction=0.2)
+    assert learning_rate(run, 10, 10, 0.0) == 1e-3
+    assert learning_rate(run, 89, 10, 0.0) == 1e-3
+    assert learning_rate(run, 90, 10, 0.0) == pytest.approx(1e-4)
+    timed = TrainConfig(lr=1e-3, minutes=10, lr_decay_fraction=0.5)
+    assert learning_rate(timed, 0, 0, 299.0) == 1e-3 and learning_rate(timed, 0, 0, 301.0) == pytest.approx(1e-4)
+    assert learning_rate(TrainConfig(lr=1e-3), 10**6, 0, 10**6) == 1e-3
+
+
+def test_synthetic_share_mixes_graphics_into_batches(photos):
+    from aecodec.train.data import CropSampler
+    from aecodec.train.synthetic import synthetic_crop
+    rng = np.random.default_rng(0)
+    crop = synthetic_crop(rng, 48)
+    assert crop.shape == (48, 48, 3) and crop.dtype == np.uint8
+    assert len(np.unique(crop.reshape(-1, 3), axis=0)) > 2  # drew something on the ground
+    flat = [np.full((64, 64, 3), 128, np.uint8)]
+    only_photos = CropSampler(flat, 48, 1.0, synthetic_share=0.0).batch(rng, 4)
+    only_graphics = CropSampler(flat, 48, 1.0, synthetic_share=1.0).batch(rng, 4)
+    assert only_photos.shape == only_graphics.shape == (4, 3, 48, 48)
+    assert np.all(only_photos == 128 / 255) and not np.all(only_graphics == 128 / 255)

@@ -21,7 +21,7 @@ def fast_bf16_cpu() -> bool:
 
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
-                 bf16, checkpoint_minutes) -> Path:
+                 bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
@@ -29,7 +29,9 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
     config = TrainConfig(**load_checkpoint(resume)["train_config"]) if resume else TrainConfig()
     changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,
                "checkpoint_minutes": checkpoint_minutes}
-    changes.update({k: v for k, v in {"lr": lr, "batch": batch, "crop": crop}.items() if v is not None})
+    optional = {"lr": lr, "batch": batch, "crop": crop, "ema_decay": ema_decay,
+                "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share}
+    changes.update({k: v for k, v in optional.items() if v is not None})
     config = replace(config, **changes)
     model_config = None if resume else ModelConfig(channels=channels, latent_channels=latent_channels)
     return train(config, model_config, out, resume)

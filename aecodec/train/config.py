@@ -45,6 +45,9 @@ class TrainConfig:
     bf16: bool = False  # only pays where the CPU has AVX-512 bf16 or AMX, or on CUDA
     threads: int = 0  # 0 lets torch decide
     device: str = "cpu"
+    ema_decay: float = 0.0  # >0 keeps an exponential moving average of the weights; export ships it
+    lr_decay_fraction: float = 0.0  # the last part of the run (by steps, else by time) trains at lr / 10
+    synthetic_share: float = 0.0  # share of crops drawn from synthetic graphics instead of photos
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

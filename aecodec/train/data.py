@@ -9,8 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..imageio import IMAGE_SUFFIXES
-
-
+from .synthetic import synthetic_crop
 
 def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
@@ -52,12 +51,13 @@ def load_photo(path: Path, max_side: int, min_side: int) -> np.ndarray | None:
 class CropSampler:
     """Random crops with flips and light down-scaling, from photos held in memory."""
 
-    def __init__(self, photos: list[np.ndarray], crop: int, min_scale: float):
+    def __init__(self, photos: list[np.ndarray], crop: int, min_scale: float, synthetic_share: float = 0.0):
         self.photos = [p for p in photos if min(p.shape[:2]) >= crop]
         if not self.photos:
             raise ValueError(f"no training photo is at least {crop} pixels on its short side")
         self.crop = crop
         self.min_scale = min_scale
+        self.synthetic_share = synthetic_share
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         photo = self.photos[rng.integers(len(self.photos))]
@@ -78,5 +78,6 @@ class CropSampler:
 
     def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """(B, 3, crop, crop) float32 in [0, 1]."""
-        patches = np.stack([self.sample(rng) for _ in range(size)])
+        patches = np.stack([synthetic_crop(rng, self.crop) if rng.random() < self.synthetic_share
+                            else self.sample(rng) for _ in range(size)])
         return patches.transpose(0, 3, 1, 2).astype(np.float32) / 255.0

@@ -8,6 +8,7 @@ A typical run looks like this::
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import random
@@ -38,10 +39,29 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def model_from_checkpoint(checkpoint: dict) -> HyperpriorModel:
+def model_from_checkpoint(checkpoint: dict, averaged: bool = True) -> HyperpriorModel:
+    """The checkpoint's network: its moving average of the weights where it keeps one."""
     model = HyperpriorModel(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
+    use_average = averaged and checkpoint.get("ema_model") is not None
+    model.load_state_dict(checkpoint["ema_model"] if use_average else checkpoint["model"])
     return model
+
+
+@torch.no_grad()
+def update_average(average: HyperpriorModel, model: HyperpriorModel, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter."""
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1 - decay)
+
+
+def learning_rate(config: TrainConfig, step: int, start_step: int, elapsed: float) -> float:
+    """config.lr, divided by 10 over the last lr_decay_fraction of the run (by steps, else by time)."""
+    if config.lr_decay_fraction <= 0:
+        return config.lr
+    if config.max_steps:
+        progress = (step - start_step) / max(config.max_steps - start_step, 1)
+    else:
+        progress = elapsed / max(config.minutes * 60, 1e-9)
+    return config.lr * (0.1 if progress >= 1 - config.lr_decay_fraction else 1.0)
 
 
 def rng_state(rng: np.random.Generator) -> dict:
@@ -127,16 +147,24 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
         seconds_trained = checkpoint.get("seconds_trained", 0.0)
         restore_rng(checkpoint["rng"], rng)
     model = model.to(memory_format=torch.channels_last)
+    average = None
+    if config.ema_decay > 0:
+        average = copy.deepcopy(model).requires_grad_(False)
+        if checkpoint is not None and checkpoint.get("ema_model") is not None:
+            average.load_state_dict(checkpoint["ema_model"])
+    start_step = step
 
     stems = checkpoint.get("validation_stems") if checkpoint else None
     train_paths, val_paths = split_validation(list_images(config.data), config.validation_images, stems)
-    sampler = CropSampler(load_photos(train_paths, config, "training photos"), config.crop, config.min_scale)
+    sampler = CropSampler(load_photos(train_paths, config, "training photos"), config.crop, config.min_scale,
+                          config.synthetic_share)
     val_photos = load_photos(val_paths, config, "validation photos")
     (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
 
     def state() -> dict:
         return {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "ema_model": average.state_dict() if average is not None else None,
             "step": step, "pixels_seen": pixels_seen, "seconds_trained": seconds_trained,
             "model_config": model_config.to_dict(), "train_config": config.to_dict(),
             "rng": rng_state(rng), "validation_stems": [p.stem for p in val_paths],
@@ -150,6 +178,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     ckpt_path = out / "last.ckpt"
     while time.monotonic() - start < budget and not (config.max_steps and step >= config.max_steps):
         t0 = time.monotonic()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step, start_step, t0 - start)
         x = torch.from_numpy(sampler.batch(rng, config.batch)).to(config.device)
         x = x.contiguous(memory_format=torch.channels_last)
         level = torch.from_numpy(rng.uniform(0, model_config.levels - 1, config.batch)).float().to(config.device)
@@ -159,6 +189,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
         metrics["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if average is not None:
+            update_average(average, model, config.ema_decay)
         step += 1
         pixels_seen += x.shape[0] * x.shape[2] * x.shape[3]
         seconds_trained += time.monotonic() - t0
@@ -173,7 +205,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
         bar.update(min(int(time.monotonic() - start), int(budget)) - bar.n)
         now = time.monotonic()
         if now - last_val > config.validate_minutes * 60 and val_photos:
-            for row in validate(model, val_photos, config.device, config.bf16):
+            for row in validate(average if average is not None else model, val_photos, config.device, config.bf16):
                 append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
             last_val = time.monotonic()
         if now - last_save > config.checkpoint_minutes * 60:
@@ -182,7 +214,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     bar.close()
     save_checkpoint(ckpt_path, state())
     if val_photos:
-        for row in validate(model, val_photos, config.device, config.bf16):
+        for row in validate(average if average is not None else model, val_photos, config.device, config.bf16):
             append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
     return ckpt_path
 

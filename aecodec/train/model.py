@@ -24,6 +24,33 @@ SCALE_MIN = 0.11  # lower bound on the Gaussian scale, as in the entropy tables
 LIKELIHOOD_MIN = 1e-9
 
 
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient still flows where it would lift x back above the bound.
+
+    A plain clamp passes no gradient below its bound, so a parameter or activation that
+    falls under it stays there for good (Balle et al. 2018; CompressAI's LowerBound).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp(min=bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        passes = (x >= ctx.bound) | (grad < 0)
+        return grad * passes.to(grad.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """A clamp for export and inference, a gradient-passing bound while training."""
+    if torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing():
+        return _LowerBound.apply(x, bound)
+    return x.clamp(min=bound)
+
+
 class SimplifiedGDN(nn.Module):
     """x / (beta + gamma * |x|), or x * (...) when inverse (Johnston et al. 2019)."""
 
@@ -34,8 +61,8 @@ class SimplifiedGDN(nn.Module):
         self.gamma = nn.Parameter(0.1 * torch.eye(channels).view(channels, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gamma = self.gamma.clamp(min=0.0).to(x.dtype)
-        beta = self.beta.clamp(min=1e-4).to(x.dtype)
+        gamma = lower_bound(self.gamma, 0.0).to(x.dtype)
+        beta = lower_bound(self.beta, 1e-4).to(x.dtype)
         norm = F.conv2d(x.abs(), gamma, beta)
         return x * norm if self.inverse else x / norm
 
@@ -119,16 +146,16 @@ class FactorizedPrior(nn.Module):
         # Evaluate on the side of the median where the sigmoid is not saturated.
         sign = -torch.sign(lower + upper).detach()
         mass = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
-        return mass.reshape(c, b, h, w).permute(1, 0, 2, 3).clamp(min=LIKELIHOOD_MIN)
+        return lower_bound(mass.reshape(c, b, h, w).permute(1, 0, 2, 3), LIKELIHOOD_MIN)
 
 
 def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Mass of [r - 1/2, r + 1/2] under N(0, scale), computed on the lower tail."""
-    scale = scale.clamp(min=SCALE_MIN)
+    scale = lower_bound(scale, SCALE_MIN)
     r = residual.abs()
     upper = torch.special.ndtr((0.5 - r) / scale)
     lower = torch.special.ndtr((-0.5 - r) / scale)
-    return (upper - lower).clamp(min=LIKELIHOOD_MIN)
+    return lower_bound(upper - lower, LIKELIHOOD_MIN)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
