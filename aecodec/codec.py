@@ -27,14 +27,13 @@ import numpy as np
 from PIL import Image
 
 from . import container, entropy, fixedpoint, imageio
+from .bundle import ModelBundle, ModelNotFound, default_weights_root, find_bundle, load_bundle
 from .container import FormatError, Header, Streams
 from .ratecontrol import fit_quality
 from .tiling import tiled
-from .weights import ModelBundle, default_weights_root, find_bundles, load_bundle
 
-PAD = 64  # the hyper-latent sits at 1/64 of the image
 DEFAULT_QUALITY = 75.0
-TILE = 64  # latent units per tile (1024 image pixels)
+TILE = 64  # latent units per tile (1024 pixels at a stride of 16)
 HALO = 4  # latent units of context around a tile, wider than the receptive field
 
 
@@ -75,13 +74,13 @@ def interpolate_rows(table: np.ndarray, level: float) -> np.ndarray:
     return table[low] * (1 - frac) + table[low + 1] * frac
 
 
-def pad_image(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (1, 3, H', W'), edge-padded to a multiple of PAD.
+def pad_image(rgb: np.ndarray, pad: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (1, 3, H', W'), edge-padded to a multiple of pad (the hyper-latent's stride).
 
     It stays uint8 (a quarter of float32) until from_uint8 converts one tile at a time.
     """
     h, w = rgb.shape[:2]
-    padded = np.pad(rgb, ((0, -h % PAD), (0, -w % PAD), (0, 0)), mode="edge")
+    padded = np.pad(rgb, ((0, -h % pad), (0, -w % pad), (0, 0)), mode="edge")
     return padded.transpose(2, 0, 1)[None]
 
 
@@ -119,8 +118,7 @@ class Codec:
         # ONNX Runtime loads with the first Codec, not with this module: the header-only paths
         # (`aecodec info`, Pillow's Image.open) import this module but never build a Codec.
         from .runtime import Networks, RuntimeOptions
-        self.root = default_weights_root()
-        folder = Path(weights) if weights else self.root / "main"
+        folder = Path(weights) if weights else default_weights_root() / "main"
         self.bundle: ModelBundle = load_bundle(folder)
         self.options = RuntimeOptions(threads=threads, provider=provider, optimize=optimize)
         self.networks = Networks(self.bundle, self.options)
@@ -137,8 +135,9 @@ class Codec:
         """Latent (M, h, w) of an RGB uint8 image; independent of quality, so worth caching."""
         timings = timings or Timings()
         start = time.perf_counter()
-        x = pad_image(rgb)
-        latent = tiled(lambda t: self.networks.run("analysis", from_uint8(t)), x, False, self.tile, HALO)[0]
+        x = pad_image(rgb, self.bundle.hyper_stride)
+        latent = tiled(lambda t: self.networks.run("analysis", from_uint8(t)), x, False, self.tile, HALO,
+                       self.bundle.latent_stride)[0]
         timings.add("analysis", start)
         return latent
 
@@ -152,7 +151,7 @@ class Codec:
         hyper_latent = np.rint(self.networks.run("hyper_analysis", (latent * gain)[None])[0]).astype(np.int64)
         timings.add("hyper_analysis", start)
         start = time.perf_counter()
-        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table)
         timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
@@ -233,11 +232,11 @@ class Codec:
             return self
         if model_id in self.other_models:
             return self.other_models[model_id]
-        bundles = find_bundles(self.root)
-        if model_id not in bundles:
-            have = ", ".join(m.hex() for m in bundles) or "none"
-            raise FormatError(f"file needs model {model_id.hex()}, which is not installed (installed: {have})")
-        other = Codec(bundles[model_id], self.options.threads, self.options.provider, self.options.optimize, self.tile)
+        try:
+            folder = find_bundle(model_id)
+        except ModelNotFound as error:
+            raise FormatError(str(error)) from None
+        other = Codec(folder, self.options.threads, self.options.provider, self.options.optimize, self.tile)
         self.other_models[model_id] = other
         return other
 
@@ -246,7 +245,8 @@ class Codec:
         """(hyper-latent, mean, residual) of a file; the integers are what determinism is judged on."""
         timings = timings or Timings()
         bundle, header = self.bundle, parsed.header
-        rows, cols = -(-header.height // PAD), -(-header.width // PAD)  # hyper-latent grid
+        stride = bundle.hyper_stride
+        rows, cols = -(-header.height // stride), -(-header.width // stride)  # hyper-latent grid
         channels = len(bundle.hyper_tables)
         channel = np.broadcast_to(np.arange(channels)[:, None, None], (channels, rows, cols))
         start = time.perf_counter()
@@ -256,7 +256,7 @@ class Codec:
             raise FormatError(f"hyper-latent stream: {error}") from None
         timings.add("entropy_coding", start)
         start = time.perf_counter()
-        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.thresholds)
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table)
         timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         try:
@@ -275,6 +275,7 @@ class Codec:
         inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))[:, None, None]
         latent = ((residual + mean) * inverse_gain).astype(np.float32)
         start = time.perf_counter()
-        x = tiled(lambda t: to_uint8(self.networks.run("synthesis", t)), latent[None], True, self.tile, HALO)
+        x = tiled(lambda t: to_uint8(self.networks.run("synthesis", t)), latent[None], True, self.tile, HALO,
+                  self.bundle.latent_stride)
         timings.add("synthesis", start)
         return to_pixels(x, header.height, header.width)

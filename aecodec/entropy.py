@@ -32,7 +32,8 @@ import struct
 
 import numpy as np
 
-PMF_BITS = 16  # frequencies of every table sum to 2**PMF_BITS
+from .probability import PMF_BITS  # frequencies of every table sum to 2**PMF_BITS
+
 PERFECT = False  # constriction's fast quantisation; encoder and decoder must agree
 MAX_ESCAPE = 1 << 24  # larger escaped magnitudes are refused as corrupt
 

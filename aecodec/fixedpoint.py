@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .probability import scale_index
+
 WEIGHT_BITS = 12
 ACTIVATION_MAX = (1 << 15) - 1
 INPUT_LIMIT = 1 << 15  # the hyper-latent is clamped to +-this before the first layer
@@ -102,19 +104,16 @@ def run_layers(layers: list[FixedConv], hyper_latent: np.ndarray) -> np.ndarray:
     return x
 
 
-def scale_thresholds(scales: np.ndarray) -> np.ndarray:
-    """The scale table in output fixed point, rounded up."""
-    return np.ceil(np.asarray(scales) * (1 << OUTPUT_FRACTION_BITS)).astype(np.int64)
-
-
 def entropy_parameters(layers: list[FixedConv], hyper_latent: np.ndarray,
-                       thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean as float64, scale index as int64), each (M, H, W); both exact."""
+                       scale_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean as float64, scale index as int64), each (M, H, W); both exact.
+
+    scale_table is in this module's output fixed point (probability.fixed_point).
+    """
     out = run_layers(layers, hyper_latent)
     mean_fixed, scale_fixed = np.split(out, 2, axis=0)
-    scale_index = np.minimum(np.searchsorted(thresholds, scale_fixed, side="left"), len(thresholds) - 1)
     mean = mean_fixed.astype(np.float64) / float(1 << OUTPUT_FRACTION_BITS)  # exact: power of two
-    return mean, scale_index.astype(np.int64)
+    return mean, scale_index(scale_fixed, scale_table)
 
 
 # --- Conversion from float weights (used by export; numpy only) -----------------------------

@@ -10,7 +10,7 @@ A typical workflow looks like this::
 
 Which weights decode a file: the file names its model by id, so plain
 ``Image.open`` decodes with the installed bundle of that id (``weights/``,
-as ``Codec.for_model`` finds them). To decode with a folder of your own, say
+as ``bundle.find_bundle`` finds them). To decode with a folder of your own, say
 so for that one image: ``open_with("photo.aec", weights="my/weights")``, or
 ``codec=`` to reuse a loaded ``aecodec.Codec`` across many images. Saving
 takes the same ``weights=`` or ``codec=`` next to ``quality=``, ``target_bpp=``
@@ -81,14 +81,12 @@ class AecImageFile(ImageFile.ImageFile):
 
 
 def _installed_codec(model_id: bytes):
+    from .bundle import ModelNotFound, find_bundle
     from .codec import Codec
-    from .weights import default_weights_root, find_bundles
-    bundles = find_bundles(default_weights_root())
-    if model_id not in bundles:
-        have = ", ".join(m.hex() for m in bundles) or "none"
-        msg = f"file needs model {model_id.hex()}, which is not installed (installed: {have}); use open_with()"
-        raise OSError(msg)
-    return Codec(bundles[model_id])
+    try:
+        return Codec(find_bundle(model_id))
+    except ModelNotFound as error:
+        raise OSError(f"{error}; use open_with()") from None
 
 
 def open_with(fp, weights=None, codec=None) -> AecImageFile:

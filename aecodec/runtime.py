@@ -18,7 +18,7 @@ import numpy as np
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort  # noqa: E402  after the variable above, which it reads on import
 
-from .weights import NETWORKS, ModelBundle
+from .bundle import NETWORKS, ModelBundle
 
 
 # "reference" is onnx's numpy evaluator instead of ONNX Runtime: slow, a second backend for cross-checks.

@@ -1,6 +1,7 @@
 """Running a fully convolutional network over a big image in overlapping tiles.
 
-Tiles are laid out on the latent grid (1/16 of the image). Each tile is run
+Tiles are laid out on the latent grid (one element per ``stride`` x ``stride`` pixels,
+the model's downsampling, read from its bundle). Each tile is run
 with a halo of extra context on every side that is wider than the networks'
 receptive field, and only its centre is kept, so seams do not show.
 """
@@ -11,18 +12,16 @@ from typing import Callable
 
 import numpy as np
 
-STRIDE = 16  # image pixels per latent element
-
 
 def tiled(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, upsample: bool,
-          tile: int, halo: int) -> np.ndarray:
-    """Apply run to x (1, C, H, W) tile by tile; tile and halo are in latent units.
+          tile: int, halo: int, stride: int) -> np.ndarray:
+    """Apply run to x (1, C, H, W) tile by tile; tile and halo are in latent units of stride pixels.
 
     upsample=False: x is an image and the output is on the latent grid (analysis).
     upsample=True: x is on the latent grid and the output is an image (synthesis).
     """
-    grid_in = 1 if upsample else STRIDE  # input pixels per latent unit
-    grid_out = STRIDE if upsample else 1
+    grid_in = 1 if upsample else stride  # input pixels per latent unit
+    grid_out = stride if upsample else 1
     rows, cols = x.shape[2] // grid_in, x.shape[3] // grid_in
     if rows <= tile and cols <= tile:
         return run(x)

@@ -18,7 +18,7 @@ from unittest import mock
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec import fixedpoint  # noqa: E402
+from aecodec import fixedpoint, probability  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
 from aecodec.imageio import load_image  # noqa: E402
 from aecodec.metrics import bd_rate, psnr  # noqa: E402
@@ -27,7 +27,7 @@ QUALITIES = (1, 20, 40, 60, 80, 100)
 
 
 def float_entropy_parameters(float_layers):
-    def run(_layers, hyper_latent, thresholds):
+    def run(_layers, hyper_latent, scale_table):
         x = np.asarray(hyper_latent, dtype=np.float64)
         for layer in float_layers:
             x = fixedpoint._float_conv(x, layer["weight"], layer["bias"])
@@ -36,9 +36,9 @@ def float_entropy_parameters(float_layers):
             if layer["shuffle"]:
                 x = fixedpoint.pixel_shuffle(x)
         mean, scale = np.split(x, 2, axis=0)
-        scale_fixed = np.ceil(scale * (1 << fixedpoint.OUTPUT_FRACTION_BITS)).astype(np.int64)
-        index = np.minimum(np.searchsorted(thresholds, scale_fixed, side="left"), len(thresholds) - 1)
-        return mean, index
+        # the same table choice as the exact path, from a float scale rounded up into its fixed point
+        scale_fixed = probability.fixed_point(scale, fixedpoint.OUTPUT_FRACTION_BITS)
+        return mean, probability.scale_index(scale_fixed, scale_table)
     return run
 
 

@@ -156,7 +156,7 @@ def mutate_values(rng: random.Random, codec: Codec, data: bytes) -> bytes:
         hyper = perturb(rng, hyper)
     if rng.random() < 0.6:
         residual = perturb(rng, residual)
-    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.thresholds)
+    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
     channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
     header, length_at, streams = split_streams(data)
     streams[0] = craft_stream(hyper, channel, bundle.hyper_tables)

@@ -74,7 +74,7 @@ def shipped():
 
     from PIL import Image
 
-    from aecodec.weights import default_weights_root
+    from aecodec.bundle import default_weights_root
     weights = default_weights_root() / "main"
     if not weights.is_dir():
         pytest.skip("no shipped weights")

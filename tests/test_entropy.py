@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 
-from aecodec import entropy, tables
+from aecodec import entropy, probability
 from aecodec.entropy import EntropyError, EntropyTables
 
 
 @pytest.fixture(scope="module")
 def gaussian() -> EntropyTables:
-    scales = tables.scale_table()
-    return EntropyTables(*tables.gaussian_tables(scales))
+    return EntropyTables(*probability.gaussian_tables(probability.scale_table()))
 
 
 def test_round_trip_with_escapes(gaussian):
@@ -33,7 +32,7 @@ def test_empty_input(gaussian):
 
 
 def test_tables_are_valid_integer_pmfs():
-    pmfs, offsets = tables.gaussian_tables(tables.scale_table())
+    pmfs, offsets = probability.gaussian_tables(probability.scale_table())
     assert all(p.sum() == 1 << entropy.PMF_BITS and p.min() >= 1 for p in pmfs)
     assert offsets[0] == -1  # the narrowest table still has room for -1, 0, 1
 
@@ -59,5 +58,5 @@ def test_garbage_never_panics(gaussian):
 
 
 def test_quantize_pmf_keeps_every_symbol_codable():
-    freq = tables.quantize_pmf(np.array([1.0, 0.0, 1e-12, 0.5]))
+    freq = probability.quantize_pmf(np.array([1.0, 0.0, 1e-12, 0.5]))
     assert freq.sum() == 1 << entropy.PMF_BITS and freq.min() >= 1

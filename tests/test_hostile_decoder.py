@@ -72,7 +72,7 @@ def restream(codec, data: bytes, hyper=None, residual=None, limit=entropy.MAX_ES
     hyper = old_hyper if hyper is None else hyper
     residual = old_residual if residual is None else residual
     bundle = codec.bundle
-    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.thresholds)
+    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
     channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(entropy, "MAX_ESCAPE", limit)  # lets a test write what the real encoder refuses

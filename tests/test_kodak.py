@@ -14,7 +14,7 @@ from aecodec.bench.codecs import AECODEC_QUALITIES
 from aecodec.cli import main
 from aecodec.codec import Codec
 from aecodec.metrics import psnr
-from aecodec.weights import default_weights_root
+from aecodec.bundle import default_weights_root
 from helpers import KODAK
 
 QUALITIES = (1, 25, 50, 75, 100)

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 import numpy as np
 import aecodec
-from aecodec.weights import default_weights_root
+from aecodec.bundle import default_weights_root
 
 root = default_weights_root()
 assert Path(aecodec.__file__).parent.parent == Path(sys.argv[1]), aecodec.__file__
@@ -53,10 +53,9 @@ def unpacked_wheel(tmp_path_factory) -> Path:
     return target
 
 
-def test_wheel_ships_the_weights_beside_the_loader(unpacked_wheel):
+def test_wheel_ships_the_weights_beside_the_bundle_reader(unpacked_wheel):
     package = unpacked_wheel / "aecodec"
-    assert (package / "weights.py").is_file()
-    assert not (package / "weights").exists()  # a package of that name would shadow the loader module
+    assert (package / "bundle.py").is_file()
     shipped = sorted(p.name for p in (ROOT / "weights").iterdir() if p.is_dir())
     installed = sorted(p.name for p in (package / "shipped_weights").iterdir() if p.is_dir())
     assert installed == shipped

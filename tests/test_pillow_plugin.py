@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 import aecodec  # noqa: F401  registers the plugin
-from aecodec import container, weights
+from aecodec import bundle, container
 from aecodec.codec import Codec
 from aecodec.pillow_plugin import AecImageFile, open_with
 from helpers import TINY_WEIGHTS, photo_like
@@ -54,13 +54,13 @@ def test_open_reads_only_the_header(monkeypatch, codec, aec):
 
 def test_plain_open_decodes_with_the_installed_model(monkeypatch, tmp_path, codec, aec):
     shutil.copytree(TINY_WEIGHTS, tmp_path / "tiny")
-    monkeypatch.setattr(weights, "default_weights_root", lambda: tmp_path)
+    monkeypatch.setattr(bundle, "default_weights_root", lambda: tmp_path)
     with Image.open(io.BytesIO(aec)) as image:
         assert np.array_equal(np.asarray(image), np.asarray(codec.decompress(aec)))
 
 
 def test_plain_open_names_a_missing_model(monkeypatch, tmp_path, aec):
-    monkeypatch.setattr(weights, "default_weights_root", lambda: tmp_path)
+    monkeypatch.setattr(bundle, "default_weights_root", lambda: tmp_path)
     image = Image.open(io.BytesIO(aec))
     with pytest.raises(OSError, match=f"needs model {aec[7:15].hex()}, which is not installed"):
         image.load()

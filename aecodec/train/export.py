@@ -12,25 +12,22 @@ held-out training photos.
 from __future__ import annotations
 
 import datetime
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import tables
+from .. import probability
+from ..bundle import HASHED_FILES, HYPER_STRIDE, model_id_of, write_card, write_tables
 from ..fixedpoint import quantize_layers
-from ..weights import HASHED_FILES, MANIFEST, model_id_of, save_tables
+from .config import TrainConfig
 from .data import list_images, load_photo, split_validation
-from .loop import centre_crop, load_checkpoint, model_from_checkpoint
+from .loop import VALIDATION_SIDE, centre_crop, load_checkpoint, model_from_checkpoint
 from .model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
 
 OPSET = 17
 CALIBRATION_LEVELS = 5
-HYPER_TAIL_MASS = 1e-9
-HYPER_SEARCH_LIMIT = 1 << 12
 # Gain rows added below the lowest trained rate, extrapolated log-linearly (Cui et al. 2021 §3.3):
 # they stretch quality 1 down to lower bit rates than the smallest lambda was trained for.
 EXTRAPOLATED_LEVELS = 3
@@ -60,43 +57,23 @@ def hyper_synthesis_layers(network: nn.Sequential) -> list[dict]:
     return layers
 
 
-def _cdf(prior: FactorizedPrior, values: torch.Tensor) -> torch.Tensor:
-    """values (C, K) -> CDF (C, K), in float64."""
-    return torch.sigmoid(prior.logits_cdf(values[:, None, :]))[:, 0, :]
-
-
+@torch.no_grad()
 def hyper_tables(prior: FactorizedPrior, channels: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-channel integer pmfs over the range that holds all but HYPER_TAIL_MASS."""
+    """The hyper-latent's integer tables (probability.factorized_tables) from the prior, in float64."""
     prior = prior.double()
-    limit = torch.full((channels,), float(HYPER_SEARCH_LIMIT), dtype=torch.float64)
 
-    def bisect(target: float) -> torch.Tensor:
-        """Per channel, the x where the CDF crosses target."""
-        low, high = -limit, limit.clone()
-        for _ in range(60):
-            mid = (low + high) / 2
-            below = _cdf(prior, mid[:, None])[:, 0] < target
-            low, high = torch.where(below, mid, low), torch.where(below, high, mid)
-        return (low + high) / 2
+    def cdf(values: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+        return torch.sigmoid(prior.logits_cdf(x[:, None, :]))[:, 0, :].numpy()
 
-    lo, hi = bisect(HYPER_TAIL_MASS / 2), bisect(1 - HYPER_TAIL_MASS / 2)
-    pmfs, offsets = [], []
-    for c in range(channels):
-        start, stop = math.floor(lo[c].item()), math.ceil(hi[c].item())
-        values = torch.arange(start, stop + 1, dtype=torch.float64)
-        edges = torch.cat([values - 0.5, values[-1:] + 0.5])
-        cdf = torch.sigmoid(prior.logits_cdf(edges.repeat(channels, 1)[:, None, :])[c, 0])
-        mass = (cdf[1:] - cdf[:-1]).clamp(min=0).numpy()
-        pmfs.append(tables.quantize_pmf(np.append(mass, HYPER_TAIL_MASS)))
-        offsets.append(start)
-    return pmfs, np.array(offsets, dtype=np.int64)
+    return probability.factorized_tables(cdf, channels)
 
 
 @torch.no_grad()
 def calibration_hyper_latents(model: HyperpriorModel, photos: list[np.ndarray]) -> list[np.ndarray]:
     latents = []
     for photo in photos:
-        x = torch.from_numpy(centre_crop(photo, 512).transpose(2, 0, 1).copy()).float()[None] / 255
+        x = torch.from_numpy(centre_crop(photo, VALIDATION_SIDE).transpose(2, 0, 1).copy()).float()[None] / 255
         y = model.analysis(x)
         for level in np.linspace(0, model.config.levels - 1, CALIBRATION_LEVELS):
             gain, _ = model.gains(torch.tensor([float(level)]))
@@ -136,14 +113,16 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
     # Calibrate on held-out training photos: the same ones validation uses, never Kodak.
     stems = checkpoint.get("validation_stems")
     _, held_out = split_validation(list_images(calibration_dir), calibration_images, stems)
-    photos = [p for p in (load_photo(path, 1280, 64) for path in held_out) if p is not None]
+    max_side = checkpoint["train_config"].get("max_side", TrainConfig.max_side)  # as training loaded them
+    photos = [p for p in (load_photo(path, max_side, HYPER_STRIDE) for path in held_out) if p is not None]
     if not photos:
-        raise ValueError(f"no calibration photo of at least 64x64 pixels in {calibration_dir}")
+        raise ValueError(f"no calibration photo of at least {HYPER_STRIDE}x{HYPER_STRIDE} pixels in {calibration_dir}")
     layers = quantize_layers(hyper_synthesis_layers(model.hyper_synthesis), calibration_hyper_latents(model, photos))
-    scales = tables.scale_table()
+    scale_table = probability.scale_table()
     log_gain = extrapolate_gains(model.log_gain.double().numpy(), extrapolated_levels)
     log_inverse_gain = extrapolate_gains(model.log_inverse_gain.double().numpy(), extrapolated_levels)
-    save_tables(out / "tables.npz", log_gain, log_inverse_gain, layers, scales, tables.gaussian_tables(scales), hyper_tables(model.hyper_prior, cfg.channels))
+    write_tables(out, log_gain, log_inverse_gain, layers, scale_table, probability.gaussian_tables(scale_table),
+                 hyper_tables(model.hyper_prior, cfg.channels))
     model_id = model_id_of(out)
     card = {
         "format": "aecodec-weights", "version": 1, "model_id": model_id.hex(),
@@ -157,5 +136,5 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
         "exported": datetime.date.today().isoformat(), "files": list(HASHED_FILES),
         "kodak_rd": None,
     }
-    (out / MANIFEST).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out, card)
     return model_id

@@ -15,7 +15,6 @@ from the model card.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from ..bundle import read_card, read_tables
 from ..fixedpoint import OUTPUT_FRACTION_BITS
-from ..weights import MANIFEST
 from .config import ModelConfig, TrainConfig
 from .loop import rng_state, save_checkpoint
 from .model import FactorizedPrior, HyperpriorModel
@@ -101,13 +100,12 @@ def fit_prior(prior: FactorizedPrior, tables: dict, steps: int = PRIOR_FIT_STEPS
 def checkpoint_from_weights(weights_dir: str | Path, out_path: str | Path) -> Path:
     """Write a checkpoint that `aecodec train --resume` continues from."""
     folder = Path(weights_dir)
-    card = json.loads((folder / MANIFEST).read_text())
+    card = read_card(folder)
     model_config = ModelConfig(**card["model_config"])
     model = HyperpriorModel(model_config)
     for name in ("analysis", "hyper_analysis", "synthesis"):
         load_onnx_weights(getattr(model, name), folder / f"{name}.onnx")
-    with np.load(folder / "tables.npz", allow_pickle=False) as npz:
-        tables = {k: npz[k] for k in npz.files}
+    tables = read_tables(folder)
     convs = [m[0] if isinstance(m, torch.nn.Sequential) else m
              for m in model.hyper_synthesis if not isinstance(m, torch.nn.ReLU)]
     with torch.no_grad():
