@@ -111,8 +111,8 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
     from click.testing import CliRunner
 
     from aecodec.cli import main
-    # No step limit: the CLI run inherits the bundle's training config, and with it any max_steps.
-    path = train(replace(config(photos, 0), minutes=0.005), TINY, tmp_path / "run")
+    # The bundle's training config stops at step 2; a command-line run is budgeted by time alone.
+    path = train(config(photos, 2), TINY, tmp_path / "run")
     steps = load_checkpoint(path)["step"]
     export(path, tmp_path / "bundle", photos, calibration_images=2)
     args = ["train", "--data", str(photos), "--out", str(tmp_path / "again"), "--minutes", "0.01", "--threads", "1",
@@ -183,3 +183,22 @@ def test_synthetic_share_mixes_graphics_into_batches(photos):
     only_graphics = CropSampler(flat, 48, 1.0, synthetic_share=1.0).batch(rng, 4)
     assert only_photos.shape == only_graphics.shape == (4, 3, 48, 48)
     assert np.all(only_photos == 128 / 255) and not np.all(only_graphics == 128 / 255)
+
+
+def test_extra_top_levels_keep_the_trained_ones_and_train_on(photos, tmp_path):
+    from aecodec.train.levels import with_extra_top_levels
+    from aecodec.train.loop import save_checkpoint
+    path = train(replace(config(photos, 2), ema_decay=0.9), TINY, tmp_path / "run")
+    checkpoint = load_checkpoint(path)
+    extended = with_extra_top_levels(checkpoint, 1)
+    new_config = ModelConfig(**extended["model_config"])
+    assert new_config.levels == TINY.levels + 1
+    assert np.allclose(new_config.lambdas()[:-1], TINY.lambdas())  # the trained levels keep their lambdas
+    assert new_config.lambdas()[-1] > TINY.lambda_max
+    for key in ("model", "ema_model"):
+        old, new = checkpoint[key]["log_gain"], extended[key]["log_gain"]
+        assert torch.equal(new[:-1], old) and torch.allclose(new[-1], 2 * old[-1] - old[-2])
+    save_checkpoint(tmp_path / "extended.ckpt", extended)
+    resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
+                                    resume=tmp_path / "extended.ckpt"))
+    assert resumed["step"] == 3 and resumed["model"]["log_gain"].shape[0] == TINY.levels + 1

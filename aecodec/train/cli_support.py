@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig, TrainConfig
-from .loop import load_checkpoint, train
+from .levels import with_extra_top_levels
+from .loop import load_checkpoint, save_checkpoint, train
 
 
 def fast_bf16_cpu() -> bool:
@@ -21,14 +22,25 @@ def fast_bf16_cpu() -> bool:
 
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
-                 bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None) -> Path:
+                 bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
+                 add_top_levels=0) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
         bf16 = device == "cuda" or fast_bf16_cpu()
+    if add_top_levels:
+        if not resume:
+            raise ValueError("--add-top-levels extends a trained model: give --resume or --init-weights")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        extended = Path(out) / "extended_levels.ckpt"
+        save_checkpoint(extended, with_extra_top_levels(load_checkpoint(resume), add_top_levels))
+        resume = extended
     config = TrainConfig(**load_checkpoint(resume)["train_config"]) if resume else TrainConfig()
+    # A command-line run is budgeted by time: a step limit or validation interval left in the
+    # checkpoint by a scripted run (bench/train_ablation.py) must not cut it short or silence it.
     changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,
-               "checkpoint_minutes": checkpoint_minutes}
+               "checkpoint_minutes": checkpoint_minutes, "max_steps": 0,
+               "validate_minutes": TrainConfig.validate_minutes}
     optional = {"lr": lr, "batch": batch, "crop": crop, "ema_decay": ema_decay,
                 "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share}
     changes.update({k: v for k, v in optional.items() if v is not None})
