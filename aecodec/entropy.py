@@ -116,7 +116,9 @@ def _groups(table_index: np.ndarray, count: int) -> list[tuple[int, np.ndarray]]
     return [(t, order[bounds[t]:bounds[t + 1]]) for t in range(count) if bounds[t + 1] > bounds[t]]
 
 
-def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables) -> bytes:
+def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables, max_escape: int = MAX_ESCAPE) -> bytes:
+    """values coded with the tables that table_index picks; escaped magnitudes must stay below max_escape
+    (tests raise it to write streams that a decoder has to refuse)."""
     values = np.asarray(values, dtype=np.int64).ravel()
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
     if values.shape != table_index.shape:
@@ -135,7 +137,7 @@ def encode(values: np.ndarray, table_index: np.ndarray, tables: EntropyTables) -
         coder.encode_reverse(symbols[positions], tables.models[t])
     words = coder.get_compressed()
     overflow = values[np.concatenate([p[escaped[p]] for _, p in groups])] if groups else values[:0]
-    if np.abs(overflow).max(initial=0) >= MAX_ESCAPE:
+    if np.abs(overflow).max(initial=0) >= max_escape:
         raise ValueError("a value is too large to code; the input is not a plausible latent")
     return struct.pack("<I", len(words)) + words.astype("<u4").tobytes() + _zigzag_varints(overflow)
 

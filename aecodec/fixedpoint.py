@@ -128,6 +128,18 @@ def _float_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     return out.T.reshape(out_ch, *x.shape[1:])
 
 
+def run_float_layers(float_layers: list[dict], x: np.ndarray) -> np.ndarray:
+    """The float network that quantize_layers converts, in float64: what the integer layers stand in for."""
+    x = np.asarray(x, dtype=np.float64)
+    for layer in float_layers:
+        x = _float_conv(x, layer["weight"], layer["bias"])
+        if layer["relu"]:
+            x = np.maximum(x, 0)
+        if layer["shuffle"]:
+            x = pixel_shuffle(x)
+    return x
+
+
 def quantize_layers(float_layers: list[dict], calibration: list[np.ndarray]) -> list[FixedConv]:
     """Float layers ({weight, bias, relu, shuffle}) -> integer layers, activation ranges
     taken from calibration hyper-latents. The last layer outputs OUTPUT_FRACTION_BITS fixed point."""

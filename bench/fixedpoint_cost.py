@@ -28,14 +28,7 @@ QUALITIES = (1, 20, 40, 60, 80, 100)
 
 def float_entropy_parameters(float_layers):
     def run(_layers, hyper_latent, scale_table):
-        x = np.asarray(hyper_latent, dtype=np.float64)
-        for layer in float_layers:
-            x = fixedpoint._float_conv(x, layer["weight"], layer["bias"])
-            if layer["relu"]:
-                x = np.maximum(x, 0)
-            if layer["shuffle"]:
-                x = fixedpoint.pixel_shuffle(x)
-        mean, scale = np.split(x, 2, axis=0)
+        mean, scale = np.split(fixedpoint.run_float_layers(float_layers, hyper_latent), 2, axis=0)
         # the same table choice as the exact path, from a float scale rounded up into its fixed point
         scale_fixed = probability.fixed_point(scale, fixedpoint.OUTPUT_FRACTION_BITS)
         return mean, probability.scale_index(scale_fixed, scale_table)

@@ -27,18 +27,18 @@ import sys
 import time
 import traceback
 import warnings
-import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the stream rewriting is shared with the hostile-decoder tests
 
-from aecodec import container, entropy, fixedpoint  # noqa: E402
+from aecodec import container  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
 from aecodec.container import FormatError  # noqa: E402
+from helpers import fix_crc, join_streams, restream, split_streams  # noqa: E402
 
 WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
 MAX_DECODED_PIXELS = 1 << 20  # larger declared sizes are valid and merely slow: counted, not decoded
@@ -74,29 +74,6 @@ def seed_files(codec: Codec) -> dict[str, bytes]:
     }
 
 
-def fix_crc(data: bytes) -> bytes:
-    body = data[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def split_streams(data: bytes) -> tuple[bytes, list[int], list[bytes]]:
-    """(header bytes, offsets of the length fields, streams) of a valid file."""
-    _, _, lengths, offset = container._read_fixed(data)
-    length_at = [25, 29] + [33 + 4 * i for i in range(len(lengths) - 2)]
-    streams, pos = [], offset
-    for length in lengths:
-        streams.append(data[pos:pos + length])
-        pos += length
-    return data[:offset], length_at, streams
-
-
-def join_streams(header: bytes, length_at: list[int], streams: list[bytes]) -> bytes:
-    head = bytearray(header)
-    for at, stream in zip(length_at, streams):
-        struct.pack_into("<I", head, at, len(stream))
-    return fix_crc(bytes(head) + b"".join(streams) + b"\0\0\0\0")
-
-
 def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     """One generic mutation of a byte string (may be empty)."""
     b = bytearray(data)
@@ -120,22 +97,6 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     return bytes(b)
 
 
-def craft_stream(values: np.ndarray, index: np.ndarray, tables: entropy.EntropyTables) -> bytes:
-    """entropy.encode without its limit on escaped values, so the decoder's own checks get tested."""
-    import constriction
-    values, index = values.ravel().astype(np.int64), index.ravel().astype(np.int64)
-    symbols = values - tables.offsets[index]
-    escaped = (symbols < 0) | (symbols >= tables.sizes[index])
-    symbols = np.where(escaped, tables.sizes[index], symbols).astype(np.int32)
-    groups = entropy._groups(index, len(tables))
-    coder = constriction.stream.stack.AnsCoder()
-    for t, positions in reversed(groups):
-        coder.encode_reverse(symbols[positions], tables.models[t])
-    words = coder.get_compressed()
-    overflow = np.concatenate([values[p][escaped[p]] for _, p in groups])
-    return struct.pack("<I", len(words)) + words.astype("<u4").tobytes() + entropy._zigzag_varints(overflow)
-
-
 def perturb(rng: random.Random, values: np.ndarray) -> np.ndarray:
     values = values.copy()
     flat = values.reshape(-1)
@@ -149,19 +110,12 @@ def perturb(rng: random.Random, values: np.ndarray) -> np.ndarray:
 
 def mutate_values(rng: random.Random, codec: Codec, data: bytes) -> bytes:
     """Re-encode the file from perturbed hyper-latent and/or residual integers: deep, CRC-valid cases."""
-    parsed = container.unpack(data)
-    hyper, _, residual = codec.decode_latent(parsed)
-    bundle = codec.bundle
+    hyper, _, residual = codec.decode_latent(container.unpack(data))
     if rng.random() < 0.5:
         hyper = perturb(rng, hyper)
     if rng.random() < 0.6:
         residual = perturb(rng, residual)
-    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
-    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
-    header, length_at, streams = split_streams(data)
-    streams[0] = craft_stream(hyper, channel, bundle.hyper_tables)
-    streams[1] = craft_stream(residual, scale_index, bundle.latent_tables)
-    return join_streams(header, length_at, streams)
+    return restream(codec, data, hyper, residual)
 
 
 def mutate(rng: random.Random, codec: Codec, data: bytes) -> tuple[str, bytes]:

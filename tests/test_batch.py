@@ -13,22 +13,8 @@ from PIL import Image
 
 from aecodec import batch
 from aecodec.cli import main
-from helpers import TINY_WEIGHTS, photo_like
-
-ROOT = Path(__file__).parent.parent
-W = ["--weights", str(TINY_WEIGHTS)]
-
-
-def source_tree_env() -> dict:
-    """The environment for a fresh interpreter that imports aecodec from this checkout."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def aecodec_command(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m aecodec ARGS` in a fresh interpreter, as a user would run it."""
-    kwargs.setdefault("stdout", subprocess.PIPE)
-    kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.run([sys.executable, "-m", "aecodec", *args], cwd=cwd, env=source_tree_env(), **kwargs)
+from helpers import TINY as W
+from helpers import aecodec_command, one_line_error, photo_like, source_tree_env
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +47,7 @@ def test_folder_with_jobs_reports_the_failure_and_does_the_rest(photos, compress
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.aec"))
     expected = sorted(p.relative_to(photos).with_suffix(".aec").as_posix() for p in photos.rglob("img*.png"))
     assert len(written) == 19 and written == expected  # the tree is mirrored
-    assert done.returncode == 1
-    errors = [line for line in done.stderr.splitlines() if line.startswith("aecodec: error:")]
-    assert len(errors) == 1 and errors[0].startswith(f"aecodec: error: {photos / '00_broken.png'}: ")
+    assert one_line_error(done).startswith(f"aecodec: error: {photos / '00_broken.png'}: ")
     assert "compressed 19 files, 1 failed:" in done.stderr
 
 

@@ -7,12 +7,8 @@ from PIL import Image
 from aecodec import container
 from aecodec.codec import Codec
 from aecodec.container import FormatError
+from aecodec.metrics import psnr
 from helpers import photo_like
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return 10 * np.log10(255**2 / max(mse, 1e-12))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 37), (37, 1), (65, 129), (64, 64)])

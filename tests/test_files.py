@@ -10,13 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from aecodec import files
-from aecodec.cli import main
 from aecodec.files import OutputError, atomic_write
-from helpers import photo_like
+from helpers import cli_tiny, one_line_error, photo_like
 
 
 def listing(folder) -> list[str]:
@@ -169,27 +167,16 @@ def photo(tmp_path):
     return path
 
 
-def run(tiny_weights, *args, **kwargs):
-    return CliRunner().invoke(main, [*args, "--weights", str(tiny_weights)], **kwargs)
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("aecodec: error:")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    return errors[0]
-
-
 def test_round_trip_leaves_the_input_untouched(tiny_weights, photo, tmp_path):
     before = digest(photo)
-    assert run(tiny_weights, "compress", str(photo)).exit_code == 0
+    assert cli_tiny("compress", str(photo)).exit_code == 0
     assert digest(photo) == before
     aec = tmp_path / "photo.aec"
     aec_digest = digest(aec)
-    result = run(tiny_weights, "decompress", str(aec))  # would land on photo.png: the original
+    result = cli_tiny("decompress", str(aec))  # would land on photo.png: the original
     assert "already exists" in one_line_error(result)
     assert digest(photo) == before and digest(aec) == aec_digest
-    assert run(tiny_weights, "decompress", str(aec), "-o", str(tmp_path / "back.png")).exit_code == 0
+    assert cli_tiny("decompress", str(aec), "-o", str(tmp_path / "back.png")).exit_code == 0
     assert digest(aec) == aec_digest
     assert listing(tmp_path) == ["back.png", "photo.aec", "photo.png"]
 
@@ -199,10 +186,10 @@ def test_existing_output_needs_force(tiny_weights, photo, tmp_path, streaming):
     target = tmp_path / "out.aec"
     target.write_bytes(b"precious")
     source = ["-"] if streaming else [str(photo)]
-    result = run(tiny_weights, "compress", *source, "-o", str(target), input=photo.read_bytes())
+    result = cli_tiny("compress", *source, "-o", str(target), input=photo.read_bytes())
     assert "already exists" in one_line_error(result)
     assert target.read_bytes() == b"precious"
-    result = run(tiny_weights, "compress", *source, "-o", str(target), "--force", input=photo.read_bytes())
+    result = cli_tiny("compress", *source, "-o", str(target), "--force", input=photo.read_bytes())
     assert result.exit_code == 0 and target.read_bytes()[:4] == b"AEC\x1a"
     assert listing(tmp_path) == ["out.aec", "photo.png"]
 
@@ -210,29 +197,29 @@ def test_existing_output_needs_force(tiny_weights, photo, tmp_path, streaming):
 @pytest.mark.parametrize("streaming", [False, True])
 def test_full_disk_in_the_cli(tiny_weights, photo, tmp_path, full_disk, streaming):
     source = ["-"] if streaming else [str(photo)]
-    result = run(tiny_weights, "compress", *source, "-o", str(tmp_path / "out.aec"), input=photo.read_bytes())
+    result = cli_tiny("compress", *source, "-o", str(tmp_path / "out.aec"), input=photo.read_bytes())
     assert "No space left on device" in one_line_error(result)
     assert listing(tmp_path) == ["photo.png"]
 
 
 def test_unwritable_folder_in_the_cli(tiny_weights, photo, tmp_path, unwritable):
-    result = run(tiny_weights, "compress", str(photo), "-o", str(tmp_path / "out.aec"))
+    result = cli_tiny("compress", str(photo), "-o", str(tmp_path / "out.aec"))
     assert "Permission denied" in one_line_error(result)
     assert listing(tmp_path) == ["photo.png"]
 
 
 def test_decompress_full_disk(tiny_weights, photo, tmp_path, monkeypatch):
-    assert run(tiny_weights, "compress", str(photo)).exit_code == 0
+    assert cli_tiny("compress", str(photo)).exit_code == 0
     real = os.fdopen
     monkeypatch.setattr(files.os, "fdopen", lambda fd, mode="r": FullDisk(real(fd, mode)))
-    result = run(tiny_weights, "decompress", str(tmp_path / "photo.aec"), "-o", str(tmp_path / "out.png"))
+    result = cli_tiny("decompress", str(tmp_path / "photo.aec"), "-o", str(tmp_path / "out.png"))
     assert "No space left on device" in one_line_error(result)
     assert listing(tmp_path) == ["photo.aec", "photo.png"]
 
 
 def test_nothing_is_written_outside_the_outputs(tiny_weights, photo, tmp_path):
     """ONNX Runtime would create ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ (a device id, an events table)."""
-    from test_batch import source_tree_env
+    from helpers import source_tree_env
     home, cache = tmp_path / "home", tmp_path / "cache"
     home.mkdir()
     env = {k: v for k, v in source_tree_env().items() if k != "ORT_DISABLE_TELEMETRY"}

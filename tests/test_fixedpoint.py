@@ -35,13 +35,7 @@ def test_quantized_layers_track_float_network():
     calibration = [rng.integers(-8, 8, (4, 4, 5)).astype(np.float64) for _ in range(4)]
     fixed = fixedpoint.quantize_layers(layers, calibration)
     z = calibration[0]
-    reference = z
-    for layer in layers:
-        reference = fixedpoint._float_conv(reference, layer["weight"], layer["bias"])
-        if layer["relu"]:
-            reference = np.maximum(reference, 0)
-        if layer["shuffle"]:
-            reference = fixedpoint.pixel_shuffle(reference)
+    reference = fixedpoint.run_float_layers(layers, z)
     out = fixedpoint.run_layers(fixed, z.astype(np.int64)) / 2.0 ** fixedpoint.OUTPUT_FRACTION_BITS
     assert np.abs(out - reference).max() < 1e-2 * np.abs(reference).max()
 

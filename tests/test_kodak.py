@@ -24,26 +24,32 @@ RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "kodak"
 
 
 @pytest.fixture(scope="module")
-def api_files():
+def originals() -> dict[str, np.ndarray]:
+    """Each Kodak image's pixels by file name, read once."""
+    return {path.name: np.asarray(Image.open(path).convert("RGB")) for path in sorted(KODAK.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def api_files(originals):
+    """(image stem, quality) -> (the .aec file, its decoded pixels), through the Python API."""
     codec = Codec()
     files = {}
-    for path in sorted(KODAK.glob("*.png")):
-        rgb = np.asarray(Image.open(path).convert("RGB"))
-        sizes, scores = [], []
+    for name, rgb in originals.items():
         for q in QUALITIES:
             data = codec.compress(rgb, quality=q)
-            decoded = np.asarray(codec.decompress(data))
-            assert decoded.shape == rgb.shape
-            sizes.append(len(data))
-            scores.append(psnr(decoded, rgb))
-            files[(path.stem, q)] = (data, decoded)
-        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), path.name
-        assert scores[-1] > scores[0] + 3, path.name
+            files[(Path(name).stem, q)] = (data, np.asarray(codec.decompress(data)))
     return files
 
 
-def test_api_round_trips_all_24(api_files):
-    assert len(api_files) == 24 * len(QUALITIES)
+def test_api_round_trips_all_24(api_files, originals):
+    assert len(originals) == 24 and len(api_files) == 24 * len(QUALITIES)
+    for name, rgb in originals.items():
+        coded = [api_files[(Path(name).stem, q)] for q in QUALITIES]
+        assert all(decoded.shape == rgb.shape for _, decoded in coded), name
+        sizes = [len(data) for data, _ in coded]
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), name  # higher quality, larger file
+        scores = [psnr(decoded, rgb) for _, decoded in coded]
+        assert scores[-1] > scores[0] + 3, name
 
 
 def test_cli_round_trips_all_24(api_files, tmp_path):
@@ -63,22 +69,19 @@ def test_cli_round_trips_all_24(api_files, tmp_path):
             assert len(data) == pytest.approx(len(api_files[(path.stem, q)][0]), rel=0.02)
 
 
-def test_committed_kodak_results_are_reproduced(api_files):
+def test_committed_kodak_results_are_reproduced(api_files, originals):
     """bench/results/kodak/ was measured with the shipped model, and re-encoding gives its numbers.
 
     Sizes may move by a byte or so where another CPU rounds the analysis network differently.
     """
     results = json.loads(RESULTS.read_text())
     assert Codec().model_id.hex() in results["codecs"]["aecodec"], "committed results are from another model"
-    checked, references = 0, {}
+    checked = 0
     for row in results["measurements"]:
         key = (Path(row["image"]).stem, row["quality"])
         if row["codec"] == "aecodec" and key in api_files:
             data, decoded = api_files[key]
             assert len(data) == pytest.approx(row["bytes"], rel=0.005), key
-            if row["image"] not in references:
-                references[row["image"]] = np.asarray(Image.open(KODAK / row["image"]).convert("RGB"))
-            reference = references[row["image"]]
-            assert psnr(decoded, reference) == pytest.approx(row["psnr"], abs=0.01), key
+            assert psnr(decoded, originals[Path(row["image"]).name]) == pytest.approx(row["psnr"], abs=0.01), key
             checked += 1
     assert checked == 24 * len(set(QUALITIES) & set(AECODEC_QUALITIES))

@@ -1,0 +1,71 @@
+"""Write the golden .aec files, their decoded pixels and expected.json (tests/test_golden.py checks them).
+
+    python tests/expected/make_golden.py
+
+Run it only when the format or the entropy coding changes on purpose (and then
+bump container.VERSION): the point of these files is that nothing else changes them.
+They are coded with the tiny test model in tests/data/tiny_weights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
+
+from aecodec import container  # noqa: E402
+from aecodec.codec import Codec  # noqa: E402
+from helpers import TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: E402
+
+
+def sources(codec: Codec) -> dict[str, bytes]:
+    """Small files that between them use every layout kind, both side-data blocks and escapes."""
+    rgb = photo_like(33, 47, seed=21)
+    plain = codec.compress(rgb, quality=50)
+    photo = photo_like(70, 90, seed=22)
+    alpha = np.add.outer(np.arange(70) * 3, np.arange(90) * 2).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "golden"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([photo, alpha])).save(buffer, "PNG", icc_profile=icc, exif=exif)
+    # Escapes: values far outside their tables take the overflow path of both streams.
+    hyper, _, residual = codec.decode_latent(container.unpack(plain))
+    hyper.reshape(-1)[:3] = (2000, -70000, 1 << 15)
+    residual.reshape(-1)[:5] = (300, -5000, 1 << 20, -(1 << 23), 17)
+    return {
+        "rgb_47x33_q50": plain,
+        "rgba_icc_exif_90x70_q90": codec.compress(buffer.getvalue(), quality=90),
+        "grey_130x20_q5": codec.compress(photo_like(20, 130, seed=23)[..., 0], quality=5),
+        "escapes_47x33_q50": restream(codec, plain, hyper, residual),
+    }
+
+
+def main() -> None:
+    codec = Codec(TINY_WEIGHTS, threads=1)
+    expected = {}
+    for name, data in sources(codec).items():
+        (HERE / f"{name}.aec").write_bytes(data)
+        parsed = container.unpack(data)
+        hyper, _, residual = codec.decode_latent(parsed)
+        codec.decompress(data).save(HERE / f"{name}.png")
+        header = parsed.header
+        expected[name] = {
+            "layout": header.layout, "width": header.width, "height": header.height, "quality": header.quality,
+            "model_id": header.model_id.hex(), "streams": parsed.stream_sizes,
+            "hyper_latent": {"shape": list(hyper.shape), "sha256": symbols_digest(hyper)},
+            "residual": {"shape": list(residual.shape), "sha256": symbols_digest(residual)},
+        }
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+    print(f"wrote {len(expected)} golden files to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Committed .aec files must keep decoding to the same symbols: the format and the entropy coding are pinned.
+
+tests/expected/ holds a few small files made with the tiny test model, the hashes of
+the integers they decode to (hyper-latent and latent residual, what every decoder
+must agree on), and their decoded pixels. If one of these tests fails, files already
+written by users would no longer decode as before. If that is intended, bump
+container.VERSION and regenerate them with ``python tests/expected/make_golden.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aecodec import container, entropy, fixedpoint
+from helpers import symbols_digest
+
+GOLDEN = Path(__file__).parent / "expected"
+EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
+
+
+@pytest.fixture(params=sorted(EXPECTED), scope="module")
+def golden(request) -> tuple[str, bytes, dict]:
+    return request.param, (GOLDEN / f"{request.param}.aec").read_bytes(), EXPECTED[request.param]
+
+
+def test_header_and_stream_sizes(golden):
+    _, data, expected = golden
+    parsed = container.unpack(data)
+    header = parsed.header
+    assert (header.layout, header.width, header.height, header.quality, header.model_id.hex()) == (
+        expected["layout"], expected["width"], expected["height"], expected["quality"], expected["model_id"])
+    assert parsed.stream_sizes == expected["streams"]
+
+
+def test_decodes_to_the_same_symbols(codec, golden):
+    _, data, expected = golden
+    hyper, _, residual = codec.decode_latent(container.unpack(data))
+    for name, array in (("hyper_latent", hyper), ("residual", residual)):
+        assert list(array.shape) == expected[name]["shape"], name
+        assert symbols_digest(array) == expected[name]["sha256"], f"{name} decodes differently: the format changed"
+
+
+def test_symbols_encode_to_the_same_bytes(codec, golden):
+    """The encoder side of the entropy coding: the decoded integers code back to the committed streams."""
+    _, data, _ = golden
+    parsed = container.unpack(data)
+    hyper, _, residual = codec.decode_latent(parsed)
+    bundle = codec.bundle
+    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
+    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
+    assert entropy.encode(hyper, channel, bundle.hyper_tables) == parsed.streams.hyper
+    assert entropy.encode(residual, scale_index, bundle.latent_tables) == parsed.streams.latent
+    assert container.pack(parsed.header, parsed.streams) == data
+
+
+def test_decodes_to_the_same_pixels(codec, golden):
+    """Pixels come from float networks, so another machine may round one level differently; no more."""
+    name, data, _ = golden
+    decoded = codec.decompress(data)
+    with Image.open(GOLDEN / f"{name}.png") as reference:
+        assert (decoded.mode, decoded.size) == (reference.mode, reference.size)
+        difference = np.abs(np.asarray(decoded, np.int16) - np.asarray(reference, np.int16))
+    assert difference.max() <= 1 and difference.mean() < 0.01
+
+
+def test_side_data_travels(codec):
+    streams = container.unpack((GOLDEN / "rgba_icc_exif_90x70_q90.aec").read_bytes()).streams
+    decoded = codec.decompress((GOLDEN / "rgba_icc_exif_90x70_q90.aec").read_bytes())
+    assert decoded.info["icc_profile"] == streams.icc and decoded.getexif()[0x010F] == "golden"
+
+
+def test_the_escape_file_uses_escapes(codec):
+    """It exists to pin the overflow part of both streams: make sure it still has one."""
+    hyper, _, residual = codec.decode_latent(container.unpack((GOLDEN / "escapes_47x33_q50.aec").read_bytes()))
+    assert hyper.min() == -70000 and residual.max() == 1 << 20 and residual.min() == -(1 << 23)
