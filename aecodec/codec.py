@@ -117,7 +117,7 @@ class Codec:
                  optimize: bool = True, tile: int = TILE):
         # ONNX Runtime loads with the first Codec, not with this module: the header-only paths
         # (`aecodec info`, Pillow's Image.open) import this module but never build a Codec.
-        from .runtime import Networks, RuntimeOptions
+        from .networks import Networks, RuntimeOptions
         folder = Path(weights) if weights else default_weights_root() / "main"
         self.bundle: ModelBundle = load_bundle(folder)
         self.options = RuntimeOptions(threads=threads, provider=provider, optimize=optimize)

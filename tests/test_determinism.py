@@ -5,7 +5,7 @@ import pytest
 
 from aecodec import container
 from aecodec.codec import Codec
-from aecodec.runtime import Networks
+from aecodec.networks import Networks
 from helpers import photo_like
 
 

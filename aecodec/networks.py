@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions for the three float networks.
+"""The three float networks (analysis, hyper-analysis, synthesis), run by ONNX Runtime.
 
 Float results here only ever feed the latent before rounding (encoder) or the
 reconstructed pixels (decoder); nothing that selects a probability. That is why
