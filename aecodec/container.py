@@ -1,7 +1,8 @@
 """The `.aec` container: a small fixed header, the coded streams, a CRC32.
 
-Standard library only, so that reading a header (``aecodec info``, Pillow's
-``Image.open``) never touches ONNX or numpy. All integers are little-endian.
+Standard library only: reading a header needs nothing else, and the paths
+that only read one (``aecodec info``, Pillow's ``Image.open``) load no ONNX
+Runtime, which tests/test_imports.py checks. All integers are little-endian.
 
 Format version 1:
 
