@@ -145,7 +145,26 @@ def section(results: dict, references: list[Curve], speed: dict | None, large: d
     return "\n".join(lines)
 
 
-def training_section(card: dict, throughput: dict | None) -> str:
+def ablation_lines(ablation: dict) -> list[str]:
+    """The equal-pixel comparison table from bench/train_ablation.py, and the decision taken from it."""
+    levels = [f"{lv:g}" for lv in ablation["eval_levels"]]
+    lambdas = [next(v["scores"][lv]["lambda"] for v in ablation["variants"]) for lv in levels]
+    lines = [f"What learns fastest here (`bench/train_ablation.py`): every variant resumes the same checkpoint "
+             f"(step {ablation['start_checkpoint_step']:,}, {ablation['start_pixels_seen'] / 1e9:.2f} Gpx) and trains "
+             f"the same pixels; the RD loss (lambda * 255^2 * MSE + bpp, latents rounded) is measured on the "
+             f"{len(ablation['held_out_photos'])} held-out training photos, never Kodak. Lower is better.", "",
+             "| variant | Gpx | s/step | " + " | ".join(f"RD loss at lambda {lam:.4f}" for lam in lambdas) + " |",
+             "|---|---:|---:|" + "---:|" * len(levels)]
+    for v in ablation["variants"]:
+        seconds = f"{v['seconds_per_step']:.2f}" if v.get("seconds_per_step") else ""
+        cells = " | ".join(f"{v['scores'][lv]['rd_loss']:.4f}" for lv in levels)
+        lines.append(f"| {v['name']} | {v['pixels'] / 1e9:.2f} | {seconds} | {cells} |")
+    if ablation.get("decision"):
+        lines += ["", ablation["decision"]]
+    return lines + [""]
+
+
+def training_section(card: dict, throughput: dict | None, ablation: dict | None = None) -> str:
     """How the shipped model was trained, and how fast training runs here."""
     cfg, train = card["model_config"], card["train_config"]
     hours = card["training_seconds"] / 3600
@@ -174,6 +193,12 @@ def training_section(card: dict, throughput: dict | None) -> str:
             lines += ["This CPU has neither AMX nor AVX-512 bf16, so bf16 autocast is far slower than fp32 here "
                       "(above); `aecodec train` picks bf16 only on CUDA or on a CPU with those units, and trains in fp32 "
                       "otherwise.", ""]
+        else:
+            lines += ["This CPU has AVX-512 bf16 (or AMX), so bf16 autocast beats fp32 here (above) and `aecodec train` "
+                      "uses it; on a CPU without those units bf16 is about ten times slower than fp32, and training "
+                      "picks fp32 there.", ""]
+    if ablation:
+        lines += ablation_lines(ablation)
     return "\n".join(lines)
 
 
@@ -211,8 +236,10 @@ def main() -> None:
     speed_path, large_path = ROOT / "bench/results/speed/speed.json", ROOT / "bench/results/large_image.json"
     compressai_path = ROOT / "bench/results/speed/compressai.json"
     throughput_path = ROOT / "bench/results/train_throughput.json"
-    speed, large, compressai, throughput = (json.loads(p.read_text()) if p.exists() else None
-                                            for p in (speed_path, large_path, compressai_path, throughput_path))
+    ablation_path = ROOT / "bench/results/train_ablation.json"
+    speed, large, compressai, throughput, ablation = (
+        json.loads(p.read_text()) if p.exists() else None
+        for p in (speed_path, large_path, compressai_path, throughput_path, ablation_path))
     text = args.readme.read_text()
     body = section(results, load_references(args.reference), speed, large, compressai)
     text = replace_between(text, START, END, body, args.readme)
@@ -220,7 +247,8 @@ def main() -> None:
         card = json.loads(args.card.read_text())
         card["kodak_rd"] = card_rd(results)
         args.card.write_text(json.dumps(card, indent=2) + "\n")
-        text = replace_between(text, TRAINING_START, TRAINING_END, training_section(card, throughput), args.readme)
+        text = replace_between(text, TRAINING_START, TRAINING_END, training_section(card, throughput, ablation),
+                              args.readme)
     args.readme.write_text(text)
 
 
