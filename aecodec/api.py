@@ -28,15 +28,22 @@ def _read_bytes(data_or_path) -> bytes:
 
 
 def compress(image, quality: float | None = None, target_bpp: float | None = None,
-             target_size: int | None = None, weights: str | Path | None = None,
+             target_size: int | str | None = None, weights: str | Path | None = None,
              allow_large: bool = False) -> bytes:
-    """Compress a path, PIL.Image or HxWx3 uint8 array into the bytes of an .aec file."""
+    """Compress a path, PIL.Image or HxWx3 uint8 array into the bytes of an .aec file.
+
+    target_size is in bytes, or a text such as "40KB" or "1.5MB" as on the command line.
+    """
     return Codec(weights).compress(image, quality, target_bpp, target_size, allow_large)
 
 
-def decompress(data_or_path, weights: str | Path | None = None):
-    """Decode .aec bytes, a path or a binary file object into a PIL.Image."""
-    return Codec(weights).decompress(_read_bytes(data_or_path))
+def decompress(data_or_path, weights: str | Path | None = None, allow_large: bool = False):
+    """Decode .aec bytes, a path or a binary file object into a PIL.Image.
+
+    A file declaring more pixels than PIL.Image.MAX_IMAGE_PIXELS raises PixelLimitError
+    before any work, unless allow_large.
+    """
+    return Codec(weights).decompress(_read_bytes(data_or_path), allow_large)
 
 
 def info(data_or_path) -> dict:

@@ -13,11 +13,14 @@ stops the whole run with an exception.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from .files import atomic_write
 from .imageio import IMAGE_SUFFIXES
 
 AEC_SUFFIX = ".aec"
+ALWAYS_LOSSLESS = {"PNG", "BMP", "TIFF", "PPM", "TGA"}  # decompress outputs Pillow writes without loss
 EXTRA_IMAGE_SUFFIXES = {".gif", ".jxl", ".avif", ".jp2", ".tga"}  # tried when found in folders; Pillow decides
 
 
@@ -46,6 +50,7 @@ class Options:
     target_bpp: float | None = None
     target_size: int | None = None
     image_format: str | None = None  # Pillow format for decompress outputs
+    lossless: bool = False  # decompress: WebP outputs without loss
     force: bool = False
     allow_large: bool = False
     weights: str | None = None
@@ -139,7 +144,8 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
             data_in = task.source.read_bytes()
             outcome.bytes_in = len(data_in)
             fmt = options.image_format or format_for(task.dest)
-            data, outcome.warnings = encode_image(codec.decompress(data_in), fmt)
+            image = codec.decompress(data_in, options.allow_large)
+            data, outcome.warnings = encode_image(image, fmt, options.lossless)
         atomic_write(task.dest, data, options.force)
         outcome.bytes_out = len(data)
     except Exception as error:  # one bad file must not stop the others: it is reported instead
@@ -173,17 +179,38 @@ def format_for(path: Path) -> str:
     return Image.EXTENSION[extension]
 
 
-def encode_image(image, image_format: str) -> tuple[bytes, list[str]]:
-    """(bytes of an image file, warnings) for a decoded PIL.Image, keeping ICC and EXIF where the format can."""
-    fmt = image_format.upper().replace("JPG", "JPEG")
+def pillow_format(name: str) -> str:
+    """The name Pillow saves a format under: 'jpg' -> 'JPEG'."""
+    return name.upper().replace("JPG", "JPEG")
+
+
+def check_lossless(fmt: str) -> None:
+    """ValueError unless a Pillow format can be written without loss."""
+    if fmt not in ALWAYS_LOSSLESS and fmt != "WEBP":
+        raise ValueError(f"{fmt} output cannot be lossless: use png, tiff, bmp or webp")
+
+
+def encode_image(image, image_format: str, lossless: bool = False) -> tuple[bytes, list[str]]:
+    """(bytes of an image file, warnings) for a decoded PIL.Image, keeping ICC and EXIF where the format can.
+
+    Each format gets Pillow's defaults (JPEG quality 75 with 4:2:0 chroma, lossy WebP at quality 80),
+    except that ``lossless`` writes WebP without loss; PNG, BMP and TIFF are lossless anyway.
+    """
+    fmt = pillow_format(image_format)
     warnings = []
+    options = {k: image.info[k] for k in ("icc_profile", "exif") if image.info.get(k)}
+    if lossless:
+        check_lossless(fmt)
+        if fmt == "WEBP":
+            options.update(lossless=True, exact=True)  # exact: keep the colour under transparent pixels too
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         image = image.convert(image.mode[:-1])
         warnings.append("JPEG cannot hold alpha: the alpha channel was dropped")
-    extra = {k: image.info[k] for k in ("icc_profile", "exif") if image.info.get(k)}
+    if fmt == "GIF":
+        warnings.append("GIF holds at most 256 colours: the image was reduced to a palette")
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format=fmt, **extra)
+        image.save(buffer, format=fmt, **options)
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"cannot write format {image_format!r}: {error}") from None
     return buffer.getvalue(), warnings
@@ -209,6 +236,7 @@ _worker_error: Exception | None = None
 
 def _init_worker(weights: str | None, threads: int) -> None:
     global _worker_codec, _worker_error
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # it arrives blocked (see _run_pool); this drops a pending one
     try:
         _worker_codec = Codec(weights, threads=threads)
     except Exception as error:  # raised again by _work, so the parent can report it once
@@ -258,10 +286,12 @@ def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
 def _run_pool(tasks: list[Task], options: Options, jobs: int, threads: int, account) -> None:
     # spawn, not fork: the parent may hold ONNX Runtime and tqdm threads, which fork does not copy safely
     context = multiprocessing.get_context("spawn")
+    # On Ctrl-C the files not started are cancelled, and leaving the block waits for those being written.
     with ProcessPoolExecutor(jobs, context, _init_worker, (options.weights, threads)) as pool:
-        futures = {pool.submit(_work, task, options): task for task in tasks}
-        seen = set()
+        futures, seen = {}, set()
         try:
+            with _sigint_held():  # the workers start during submit
+                futures.update({pool.submit(_work, task, options): task for task in tasks})
             for future in as_completed(futures):
                 seen.add(future)
                 if account(_result(future, futures[future])):
@@ -272,6 +302,31 @@ def _run_pool(tasks: list[Task], options: Options, jobs: int, threads: int, acco
         for future in futures:  # after a fail-fast stop, those already running finish: count them too
             if future not in seen and not future.cancelled():
                 account(_result(future, futures[future]))
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Ctrl-C goes to the whole process group. Workers started in here inherit SIGINT blocked, so only
+    the parent stops (handing out no more files) while each worker finishes the file it is on: nothing
+    half-written, and no traceback from a worker interrupted while starting or inside ONNX Runtime.
+
+    The parent holds the signal back until the block ends, rather than stop halfway through starting a
+    worker. Blocking covers only this thread, and other threads (tqdm's, BLAS's) may take the signal,
+    so a handler notes it for them too.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # Windows has no signal masks; only the main thread may set handlers
+        return
+    caught = []
+    handler = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _result(future, task: Task) -> Outcome:

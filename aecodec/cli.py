@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, api, batch
+from . import __version__, api, batch, extras
 from .codec import Codec
 from .files import atomic_write
 from .ratecontrol import parse_size
@@ -19,14 +19,52 @@ from .ratecontrol import parse_size
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class Size(click.ParamType):
+    """A file size such as 40KB or 1.5MB, read when the command line is, so a bad one stops before any work."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+SIZE = Size()
+
+
+def _one_line(error: click.ClickException) -> None:
+    """A mistake in the command line, as one line like every other error (click would print four)."""
+    click.echo(f"aecodec: error: {error.format_message()}", err=True)
+    sys.exit(error.exit_code)
+
+
 class CleanErrors(click.Group):
-    """Expected failures become one line on stderr and exit status 1, never a traceback."""
+    """Expected failures become one line on stderr and exit status 1, never a traceback.
+
+    Mistakes in the command line exit with 2, and Ctrl-C with 130, as shells expect after SIGINT.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the options before the command (`aecodec --bogus`) are parsed here, outside invoke
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            _one_line(error)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except click.ClickException as error:
+            _one_line(error)
+        except KeyboardInterrupt:
+            # Outputs are written whole or not at all, so whatever was finished is kept as it is.
+            click.echo("aecodec: interrupted", err=True)
+            ctx.exit(128 + signal.SIGINT)
         except BrokenPipeError:
             # The reader went away (`aecodec info x.aec | head -1`): stop quietly, as cat and gzip do.
             # Pointing stdout at /dev/null keeps the interpreter's final flush from failing again.
@@ -69,9 +107,12 @@ def _report(outcome: batch.Outcome) -> None:
 
 def _run_batch(inputs, output, out_dir, suffix, options: batch.Options, jobs, threads, fail_fast):
     """Exit status 0 only when every file succeeded."""
-    tasks = batch.plan(list(inputs), out_dir, suffix, options.kind, output)
+    try:  # which inputs and outputs: a mistake here is one in the command line
+        tasks = batch.plan(list(inputs), out_dir, suffix, options.kind, output)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     if not tasks:
-        raise ValueError("no input files found")
+        raise click.UsageError("no input files found")
     summary = batch.run(tasks, options, jobs, threads, fail_fast, report=_report)
     if len(tasks) > 1:
         click.echo(summary.line(options.kind), err=True)
@@ -102,8 +143,9 @@ def with_shared(func):
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), help="1 (smallest) to 100 (best); default 75.")
-@click.option("--target-bpp", type=float, help="Highest quality whose file is at most this many bits per pixel.")
-@click.option("--target-size", help="Highest quality whose file fits this size, e.g. 40KB or 1.5MB.")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Highest quality whose file is at most this many bits per pixel.")
+@click.option("--target-size", type=SIZE, help="Highest quality whose file fits this size, e.g. 40KB or 1.5MB.")
 @click.option("--allow-large", is_flag=True, help="Lift Pillow's decompression-bomb pixel limit.")
 @with_shared
 def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_dir, force, jobs, threads,
@@ -119,16 +161,25 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_
       aecodec compress photo.png --target-size 40KB -o small.aec
       cat a.png | aecodec compress - > a.aec
     """
-    size = parse_size(target_size) if target_size else None
-    options = batch.Options("compress", quality, target_bpp, size, force=force, allow_large=allow_large,
+    _at_most_one_rate(quality, target_bpp, target_size)  # once, before any file is read
+    options = batch.Options("compress", quality, target_bpp, target_size, force=force, allow_large=allow_large,
                             weights=weights)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)  # before the work: a refusal should be instant
-        encoded = Codec(weights, threads=threads).encode(_read_input(inputs[0]), quality, target_bpp, size, allow_large)
+        encoded = Codec(weights, threads=threads).encode(_read_input(inputs[0]), quality, target_bpp, target_size,
+                                                         allow_large)
         _warn(encoded.warnings)
         _write_result(encoded.data, output, force, stream)
         return
     _run_batch(inputs, output, out_dir, batch.AEC_SUFFIX, options, jobs, threads, fail_fast)
+
+
+def _at_most_one_rate(quality, target_bpp, target_size) -> None:
+    given = [flag for flag, value in (("-q/--quality", quality), ("--target-bpp", target_bpp),
+                                      ("--target-size", target_size)) if value is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"give at most one of -q/--quality, --target-bpp and --target-size, "
+                               f"not {' and '.join(given)}")
 
 
 def _streaming(inputs, output) -> bool:
@@ -169,41 +220,73 @@ def _warn(warnings: list[str]) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "bmp", "tiff"]),
               help="Output format; by default taken from -o's extension, else png.")
+@click.option("--lossless", is_flag=True, help="Write WebP without loss (png, bmp and tiff always are).")
+@click.option("--allow-large", is_flag=True, help="Lift Pillow's decompression-bomb pixel limit.")
 @with_shared
-def decompress(inputs, image_format, output, out_dir, force, jobs, threads, fail_fast, weights):
+def decompress(inputs, image_format, lossless, allow_large, output, out_dir, force, jobs, threads, fail_fast,
+               weights):
     """Decompress .aec files (or folders of them) into images.
 
     \b
     photo.aec becomes photo.png beside it; -o out.jpg picks the format from the extension.
+    png, bmp and tiff are lossless; jpg is JPEG quality 75, 4:2:0; webp is lossy
+    at quality 80 unless --lossless; gif is reduced to 256 colours.
     \b
     Examples:
       aecodec decompress photo.aec
-      aecodec decompress photo.aec -o photo.webp
+      aecodec decompress photo.aec -o photo.webp --lossless
       aecodec decompress - < a.aec > a.png
     """
-    options = batch.Options("decompress", image_format=image_format, force=force, weights=weights)
+    fmt = _output_format(image_format, output, lossless)  # before any work: a contradiction stops here
+    options = batch.Options("decompress", image_format=fmt, lossless=lossless, force=force, allow_large=allow_large,
+                            weights=weights)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)
-        fmt = image_format or (batch.format_for(Path(output)) if stream is None else "png")
-        image = Codec(weights, threads=threads).decompress(_read_input(inputs[0]))
-        data, warnings = batch.encode_image(image, fmt)
+        image = Codec(weights, threads=threads).decompress(_read_input(inputs[0]), allow_large)
+        data, warnings = batch.encode_image(image, fmt, lossless)
         _warn(warnings)
         _write_result(data, output, force, stream)
         return
     _run_batch(inputs, output, out_dir, f".{image_format or 'png'}", options, jobs, threads, fail_fast)
 
 
+def _output_format(image_format: str | None, output: str | None, lossless: bool) -> str:
+    """The Pillow format decoded images are written in: --format, else -o's extension, else PNG.
+
+    --format jpg with -o out.png would write JPEG bytes under a PNG name: refused, as is an impossible --lossless.
+    """
+    fmt = batch.pillow_format(image_format) if image_format else None
+    if output not in (None, "-"):
+        try:
+            named = batch.format_for(Path(output))
+        except ValueError as error:
+            if fmt is None:
+                raise click.UsageError(str(error)) from None
+            named = fmt  # an extension Pillow does not know: --format decides
+        if fmt is not None and named != fmt:
+            raise click.UsageError(f"--format {image_format} contradicts -o {output}, whose extension means {named}")
+        fmt = named
+    fmt = fmt or "PNG"
+    if lossless:
+        try:
+            batch.check_lossless(fmt)
+        except ValueError as error:
+            raise click.UsageError(f"--lossless: {error}") from None
+    return fmt
+
+
 @main.command(context_settings=CONTEXT)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
 def info(file, as_json):
-    """Show an .aec file's header and stream sizes without decoding it.
+    """Show an .aec file's header and stream sizes without decoding it; '-' reads stdin.
 
     \b
-    Example:
+    Examples:
       aecodec info photo.aec
+      aecodec info - < photo.aec
     """
-    fields = api.info(file)
+    fields = api.info(_read_input(file))
     if as_json:
         click.echo(json.dumps(fields, indent=2))
         return
@@ -230,13 +313,24 @@ def bench(inputs, codecs, references, out, repeats, threads, speed, weights, no_
     """Rate-distortion and speed of aecodec against JPEG, WebP, AVIF, JPEG 2000, JPEG XL.
 
     \b
+    INPUTS are image files or folders of them, e.g. the 24 Kodak photos (kodim01.png ...).
+    Codecs that cannot run here (JPEG XL without imagecodecs) are left out, and said so first.
+    \b
     Examples:
-      aecodec bench ../shared/data/kodak --reference ../shared/anchors/kodak/kodak__vtm.json
-      aecodec bench ../shared/data/kodak --codecs aecodec,jpeg,webp --out bench/results/kodak
-      aecodec bench --speed --threads 2          # 768x512 timing, stage by stage
+      aecodec bench kodak/ --reference kodak__vtm.json   # CompressAI-format results JSON
+      aecodec bench kodak/ --codecs aecodec,jpeg,webp --out bench/results/kodak
+      aecodec bench --speed --threads 2 kodak/kodim23.png   # 768x512 timing, stage by stage
     """
     from .bench import main_bench
     names = codecs.split(",") if codecs else None
+    plots = not no_plots
+    if not speed:  # what is missing is said before the run, not found out at its end
+        if not inputs:
+            raise click.UsageError("give image files or folders to bench on")
+        _bench_left_out(names)
+        if plots and extras.missing(["matplotlib"]):
+            _warn([f"plots left out: they need matplotlib, from the 'bench' extra: {extras.INSTALL['bench']}"])
+            plots = False
     # Only load a model when aecodec is among the codecs: the others bench without one.
     start = time.perf_counter()
     codec = Codec(weights, threads=threads) if speed or names is None or "aecodec" in names else None
@@ -244,12 +338,20 @@ def bench(inputs, codecs, references, out, repeats, threads, speed, weights, no_
         load_ms = 1000 * (time.perf_counter() - start)
         _bench_speed(codec, load_ms, inputs, out, threads, max(repeats, 5))
         return
-    if not inputs:
-        raise click.UsageError("give image files or folders to bench on")
     results = main_bench(list(inputs), names, out, [Path(r) for r in references], repeats, threads, codec,
-                         plots=not no_plots)
+                         plots=plots)
     images = len({m.image for m in results.measurements})
     click.echo(f"wrote {out}/summary.md ({images} images)", err=True)
+
+
+def _bench_left_out(names: list[str] | None) -> None:
+    """Refuse a named codec that cannot run here; when none are named, say which are left out and why."""
+    from .bench.codecs import unavailable_codecs
+    for name, reason in unavailable_codecs().items():
+        if names is not None and name in names:
+            raise RuntimeError(f"--codecs {name}: {reason}")
+        if names is None:
+            _warn([f"{name} left out: {reason}"])
 
 
 def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
@@ -280,21 +382,26 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
 @click.option("--latent-channels", default=160, show_default=True, help="M, latent channels (new runs).")
 @click.option("--threads", default=0, help="Torch threads (default: all cores).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--bf16/--fp32", default=None, help="bf16 autocast; default on for CUDA and for CPUs with AMX.")
+@click.option("--bf16/--fp32", default=None,
+              help="bf16 autocast; default on for CUDA and for CPUs with AMX or AVX-512 bf16.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Minutes between checkpoints.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
           bf16, checkpoint_minutes):
     """Train the model (needs the 'train' extra: torch).
 
     \b
+    --data is a folder of photographs (PNG, JPEG, WebP, TIFF...), searched recursively;
+    a few hundred at least, 8 of them held out for validation.
+    \b
     Examples:
-      aecodec train --minutes 120 --out runs/main
+      aecodec train --data photos/ --minutes 120 --out runs/main
       aecodec train --resume runs/main/last.ckpt --minutes 60
       aecodec train --init-weights weights/main --lr 2e-5 --minutes 5   # then resume at the full lr
     """
-    from .train.cli_support import run_training
     if resume and init_weights:
         raise click.UsageError("give --resume or --init-weights, not both")
+    extras.require("train", ["torch", "onnx"] if init_weights else ["torch"], "aecodec train")
+    from .train.cli_support import run_training
     if init_weights:
         from .train.recover import checkpoint_from_weights
         resume = checkpoint_from_weights(init_weights, Path(out) / "from_weights.ckpt")
@@ -315,9 +422,12 @@ def export(checkpoint, out, calibration_data, extrapolated_levels):
     """Export a checkpoint to ONNX networks, integer tables and a model card.
 
     \b
+    --calibration-data is the training folder: its held-out photos calibrate the integer hyper-synthesis.
+    \b
     Example:
-      aecodec export runs/main/last.ckpt --out weights/main
+      aecodec export runs/main/last.ckpt --out weights/main --calibration-data photos/
     """
+    extras.require("train", ["torch", "onnx"], "aecodec export")
     from .train.export import export as export_bundle
     model_id = export_bundle(checkpoint, out, calibration_data, extrapolated_levels=extrapolated_levels)
     click.echo(f"wrote {out} (model id {model_id.hex()})", err=True)

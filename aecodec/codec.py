@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import container, entropy, fixedpoint, imageio
+from . import container, entropy, fixedpoint, imageio, limits
 from .bundle import ModelBundle, ModelNotFound, default_weights_root, find_bundle, load_bundle
 from .container import FormatError, Header, Streams
-from .ratecontrol import fit_quality
+from .ratecontrol import fit_quality, parse_size
 from .tiling import tiled
 
 DEFAULT_QUALITY = 75.0
@@ -184,15 +184,17 @@ class Codec:
         """
         if sum(v is not None for v in (quality, target_bpp, target_size)) > 1:
             raise ValueError("give at most one of quality, target_bpp and target_size")
-        source = imageio.load_image(image, allow_large)
+        if isinstance(target_size, str):
+            target_size = parse_size(target_size)  # "40KB", as the command line takes it
+        if target_bpp is not None and target_bpp <= 0:
+            raise ValueError(f"target bpp must be positive, not {target_bpp}")
+        if target_bpp is None and target_size is None:
+            quality = round_quality(DEFAULT_QUALITY if quality is None else quality)
+        source = imageio.load_image(image, allow_large, aec_decoder=self)
         h, w = source.rgb.shape[:2]
         container.check_dimensions(w, h)
         extra = {"layout": source.layout, "icc": source.icc, "exif": source.exif,
                  "alpha": imageio.encode_alpha(source.alpha) if source.alpha is not None else b""}
-        if target_bpp is None and target_size is None:
-            quality = round_quality(DEFAULT_QUALITY if quality is None else quality)
-        elif target_bpp is not None and target_bpp <= 0:
-            raise ValueError(f"target bpp must be positive, not {target_bpp}")
         timings = Timings()
         latent = self.analyse(source.rgb, timings)  # the analysis does not depend on quality: run it once
 
@@ -202,15 +204,24 @@ class Codec:
         if target_bpp is None and target_size is None:
             data = encode_at(quality)
         else:
-            data = fit_quality(encode_at, target_size if target_size is not None else int(target_bpp * w * h / 8))[1]
+            budget = target_size if target_size is not None else int(target_bpp * w * h / 8)
+            if target_bpp is None:
+                data = fit_quality(encode_at, budget)[1]
+            else:  # an unreachable target is answered in the unit it was asked in
+                data = fit_quality(encode_at, budget, f"{target_bpp:g} bpp", lambda n: f"{n * 8 / (w * h):.3g} bpp")[1]
         return Encoded(data, tuple(source.warnings), dict(timings.stages) if timed else None)
 
-    def decompress(self, data: bytes) -> "Image.Image":
-        """An .aec file's bytes -> PIL.Image in the file's layout, with its ICC and EXIF."""
-        return self.decode(data).image
+    def decompress(self, data: bytes, allow_large: bool = False) -> "Image.Image":
+        """An .aec file's bytes -> PIL.Image in the file's layout, with its ICC and EXIF.
 
-    def decode(self, data: bytes, timed: bool = False) -> Decoded:
+        A file declaring more pixels than PIL.Image.MAX_IMAGE_PIXELS is refused unless allow_large.
+        """
+        return self.decode(data, allow_large=allow_large).image
+
+    def decode(self, data: bytes, timed: bool = False, allow_large: bool = False) -> Decoded:
         """decompress, and the seconds each stage took when timed."""
+        header = container.read_header(data)
+        limits.check_pixels(header.width, header.height, allow_large)  # from the header, before any work
         parsed = container.unpack(data)
         codec = self.for_model(parsed.header.model_id)
         header, streams = parsed.header, parsed.streams

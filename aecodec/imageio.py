@@ -12,8 +12,8 @@ beside the colour; EXIF orientation is applied; ICC profiles and EXIF ride along
 
 from __future__ import annotations
 
-import contextlib
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .container import FormatError, check_dimensions
+from .limits import LIFT, pixel_limit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
 HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
@@ -41,22 +42,11 @@ class SourceImage:
     warnings: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def pixel_limit(allow_large: bool):
-    """Pillow's decompression-bomb guard as an error, or lifted for this call only."""
-    saved = Image.MAX_IMAGE_PIXELS
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        if allow_large:
-            Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+def open_image(source, allow_large: bool = False, aec_decoder=None) -> tuple[Image.Image, list[str]]:
+    """Open and fully load a path, bytes or file object: (image, notes); one clear error for anything broken.
 
-
-def open_image(source, allow_large: bool = False) -> Image.Image:
-    """Open and fully load a path, bytes or file object; one clear error for anything broken."""
+    An .aec input is decoded with aec_decoder (a Codec) when given, else with the installed model it names.
+    """
     name = str(source) if isinstance(source, (str, Path)) else "input"
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
@@ -64,18 +54,36 @@ def open_image(source, allow_large: bool = False) -> Image.Image:
         with pixel_limit(allow_large):
             image = Image.open(source)
             check_dimensions(*image.size)  # before load() allocates, even with the Pillow limit lifted
+            notes = notes_before_loading(image)
+            if image.format == "AEC" and aec_decoder is not None:
+                image.decode_with(codec=aec_decoder)
             image.load()
     except FileNotFoundError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{name}: {error} (--allow-large, or allow_large=True, lifts the limit)") from None
+        raise ImageError(f"{name}: {error} ({LIFT})") from None
     except FormatError as error:  # too large for the .aec header
         raise ImageError(f"{name}: {error}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file in a format Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"{name}: not a readable image ({error})") from None
-    return image
+    return image, notes
+
+
+def notes_before_loading(image: Image.Image) -> list[str]:
+    """What the loaded image no longer shows: that it was an .aec file, or had 16-bit samples in an 8-bit mode.
+
+    Pillow reads a 16-bit RGB PNG or TIFF as mode RGB (raw mode RGB;16B), so only the tile says it was deeper.
+    """
+    notes = []
+    if image.format == "AEC":
+        notes.append("the input is already an .aec file: it was decoded and coded again, losing quality twice")
+    tiles = getattr(image, "tile", None) or ()  # only images opened from a file have tiles
+    rawmodes = [tile[3] if isinstance(tile[3], str) else tile[3][0] for tile in tiles if tile[3]]
+    if image.mode not in HIGH_DEPTH_MODES and any(re.search(r";16[BLN]$", str(raw)) for raw in rawmodes):
+        notes.append(f"16-bit {image.mode} image reduced to 8 bits per sample")
+    return notes
 
 
 def _icc_matches(icc: bytes, layout: str) -> bool:
@@ -147,17 +155,21 @@ def from_array(array: np.ndarray) -> SourceImage:
     return source
 
 
-def load_image(source, allow_large: bool = False) -> SourceImage:
-    """A path, bytes, file object, PIL.Image or numpy array -> SourceImage."""
+def load_image(source, allow_large: bool = False, aec_decoder=None) -> SourceImage:
+    """A path, bytes, file object, PIL.Image or numpy array -> SourceImage (aec_decoder: see open_image)."""
     if isinstance(source, np.ndarray):
         return from_array(source)
     if isinstance(source, Image.Image):
+        notes = notes_before_loading(source)
         try:
             source.load()
         except (OSError, SyntaxError, ValueError, EOFError) as error:  # a lazily opened, broken file
             raise ImageError(f"image cannot be loaded ({error})") from None
-        return from_pil(source)
-    return from_pil(open_image(source, allow_large))
+    else:
+        source, notes = open_image(source, allow_large, aec_decoder)
+    loaded = from_pil(source)
+    loaded.warnings[:0] = notes
+    return loaded
 
 
 def build_image(rgb: np.ndarray, layout: str, alpha: np.ndarray | None = None,

@@ -5,7 +5,7 @@ A typical workflow looks like this::
     import aecodec                                        # registers the AEC format
     from PIL import Image
     Image.open("photo.png").save("photo.aec", quality=60)
-    image = Image.open("photo.aec")                       # header only: size and mode
+    image = Image.open("photo.aec")                       # header only: size, mode, info
     image.load()                                          # decodes now
 
 Which weights decode a file: the file names its model by id, so plain
@@ -16,16 +16,22 @@ so for that one image: ``open_with("photo.aec", weights="my/weights")``, or
 takes the same ``weights=`` or ``codec=`` next to ``quality=``, ``target_bpp=``
 and ``target_size=``; without them it uses the default model.
 
+Size: ``Image.open`` applies Pillow's decompression-bomb check to the size in
+the header, as for every format; ``open_with(..., allow_large=True)`` lifts it
+for one image.
+
 ONNX Runtime is imported on the first load or save, never on open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from PIL import Image, ImageFile
 
 from . import container
+from .limits import pixel_limit
 
 HEADER_READ = 64  # bytes read by _open: more than the longest header (45)
 
@@ -49,7 +55,10 @@ class AecImageFile(ImageFile.ImageFile):
             raise SyntaxError(str(error)) from error
         self._size = (self._header.width, self._header.height)
         self._mode = self._header.layout
-        self._weights = None  # set per image by open_with; None: the installed model the file names
+        # what aecodec.info() calls them; icc_profile and exif join them when the image is loaded
+        self.info.update(format_version=self._header.version, model_id=self._header.model_id.hex(),
+                         quality=self._header.quality)
+        self._weights = None  # set per image by decode_with; None: the installed model the file names
         self._codec = None
         self.tile = [("aec", (0, 0, *self._size), 0, None)]  # a marker: decoded by load(), not by a tile decoder
 
@@ -62,7 +71,9 @@ class AecImageFile(ImageFile.ImageFile):
         self.fp.seek(0)
         data = self.fp.read()
         try:
-            image = self._decoder().decompress(data)
+            # Image.open has applied Pillow's own decompression-bomb check, as for any format; lifted
+            # there (MAX_IMAGE_PIXELS, open_with(allow_large=True)), it is not applied a second time
+            image = self._decoder().decompress(data, allow_large=True)
         except ValueError as error:  # FormatError and friends; Pillow's load() contract is OSError
             raise OSError(f"cannot decode AEC file: {error}") from error
         self.im = image.im
@@ -72,6 +83,12 @@ class AecImageFile(ImageFile.ImageFile):
         if self._exclusive_fp and self._close_exclusive_fp_after_loading:
             self.fp.close()
         self.fp = None
+
+    def decode_with(self, weights=None, codec=None) -> None:
+        """Decode with a weights folder or a loaded Codec instead of the installed model the file names."""
+        if weights is not None and codec is not None:
+            raise ValueError("give weights or codec, not both")
+        self._weights, self._codec = weights, codec
 
     def _decoder(self):
         if self._codec is not None:
@@ -89,15 +106,17 @@ def _installed_codec(model_id: bytes):
         raise OSError(f"{error}; use open_with()") from None
 
 
-def open_with(fp, weights=None, codec=None) -> AecImageFile:
+def open_with(fp, weights=None, codec=None, allow_large: bool = False) -> AecImageFile:
     """``Image.open`` for an .aec file that decodes with a weights folder or a loaded Codec.
 
-    Still lazy: the Codec is built (or used) only when the image is loaded.
+    Still lazy: the Codec is built (or used) only when the image is loaded. ``allow_large``
+    lifts Pillow's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS) for this image only.
     """
     if weights is not None and codec is not None:
         raise ValueError("give weights or codec, not both")
-    image = Image.open(fp, formats=["AEC"])
-    image._weights, image._codec = weights, codec
+    with pixel_limit(allow_large) if allow_large else contextlib.nullcontext():
+        image = Image.open(fp, formats=["AEC"])
+    image.decode_with(weights, codec)
     return image
 
 

@@ -28,18 +28,23 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def fit_quality(encode: Callable[[float], bytes], budget: int) -> tuple[float, bytes]:
+def fit_quality(encode: Callable[[float], bytes], budget: int, target: str | None = None,
+                unit: Callable[[int], str] | None = None) -> tuple[float, bytes]:
     """Bisect quality so that len(encode(quality)) <= budget, as high as possible.
 
     File size grows with quality, so bisection finds the boundary to RESOLUTION.
+    An unreachable budget is reported as ``target`` (the target as asked, say "0.05 bpp"), with
+    the smallest size worded by ``unit``; both default to bytes.
     """
+    unit = unit or (lambda size: f"{size} bytes")
+    target = target or unit(budget)
     best = encode(QUALITY_MAX)
     if len(best) <= budget:
         return QUALITY_MAX, best
     smallest = encode(QUALITY_MIN)
     if len(smallest) > budget:
-        raise TargetError(f"target of {budget} bytes is unreachable: the smallest file this model "
-                          f"makes for this image, at quality 1, is {len(smallest)} bytes")
+        raise TargetError(f"target of {target} is unreachable: the smallest file this model "
+                          f"makes for this image, at quality 1, is {unit(len(smallest))}")
     low, high, best = QUALITY_MIN, QUALITY_MAX, (QUALITY_MIN, smallest)
     for _ in range(MAX_STEPS):
         if high - low <= RESOLUTION:

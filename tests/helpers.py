@@ -71,6 +71,21 @@ def one_line_error(result: Result | subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+def aecodec_without(modules: list[str], *args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m aecodec ARGS` as in an install that lacks these modules (an extra not installed)."""
+    hide = f"import runpy, sys; sys.modules.update(dict.fromkeys({modules!r})); sys.argv[0] = 'aecodec'; "
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-c", hide + "runpy.run_module('aecodec', run_name='__main__')", *args],
+                          cwd=cwd, env=source_tree_env(), **kwargs)
+
+
+def only_line(done: subprocess.CompletedProcess, status: int) -> str:
+    """The whole of a finished command's stderr, after checking its exit status and that it is one line."""
+    stderr = done.stderr if isinstance(done.stderr, str) else done.stderr.decode()
+    assert done.returncode == status and len(stderr.splitlines()) == 1, (done.returncode, stderr)
+    return stderr.rstrip("\n")
+
 
 # -- rewriting .aec files: the hostile-decoder tests and bench/fuzz_decoder.py ------------------
 

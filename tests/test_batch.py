@@ -2,8 +2,10 @@
 
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aecodec import batch
+from aecodec import batch, container
 from aecodec.cli import main
 from helpers import TINY as W
 from helpers import aecodec_command, one_line_error, photo_like, source_tree_env
@@ -176,3 +178,42 @@ def test_refuses_binary_to_and_from_a_terminal(photos, tmp_path):
     assert refused.returncode == 2 and b"refusing to write binary data to a terminal" in refused.stderr
     assert forced.returncode == 0, forced.stderr
     assert from_terminal.returncode == 2 and b"stdin, which is a terminal" in from_terminal.stderr
+
+
+def _children(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+@pytest.fixture(scope="module")
+def many_photos(tmp_path_factory) -> Path:
+    """Enough work that two workers are still busy when Ctrl-C comes."""
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(60):
+        Image.fromarray(photo_like(256, 256, seed=i)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs Linux's /proc children lists")
+@pytest.mark.parametrize("when", ["workers starting", "first file written"])
+def test_ctrl_c_stops_a_batch_in_one_line_keeping_finished_files(many_photos, tmp_path, when):
+    """`aecodec compress photos/ --out-dir o --jobs 2`, then Ctrl-C: the terminal signals the whole process group."""
+    out = tmp_path / "o"
+    with subprocess.Popen([sys.executable, "-m", "aecodec", "compress", str(many_photos), "--out-dir", str(out),
+                           "--jobs", "2", *W], cwd=tmp_path, env=source_tree_env(), start_new_session=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        while process.poll() is None:
+            started = len(_children(process.pid)) >= 2 if when == "workers starting" else any(out.glob("*.aec"))
+            if started:
+                break
+            time.sleep(0.005)
+        finished_before = sorted(out.glob("*.aec"))
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (130, "aecodec: interrupted\n")
+    written = sorted(out.glob("*.aec")) if out.exists() else []
+    assert set(finished_before) <= set(written) and len(written) < 60
+    for path in written:  # whole files only: each one parses, CRC included
+        container.unpack(path.read_bytes())
+    leftovers = [p.name for p in out.rglob("*") if p.suffix != ".aec"] if out.exists() else []
+    assert leftovers == []  # no temporary file of one cut short

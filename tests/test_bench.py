@@ -13,6 +13,7 @@ from PIL import Image
 from aecodec.bench import available_codecs, load_reference, main_bench, run_bench, select_codecs
 from aecodec.bench.curves import Curve
 from aecodec.bench.report import bd_matrix
+from helpers import aecodec_without, only_line
 
 SHARED = Path(__file__).parents[2] / "shared"
 ANCHORS = SHARED / "anchors" / "kodak"
@@ -185,3 +186,45 @@ def test_speed_bench_times_every_stage_and_the_file_io(images, tmp_path):
     assert report["model_load_ms"] > 0 and report["environment"]["threads"] == 1
     markdown = (out / "speed.md").read_text()
     assert "| file I/O (read input, write output) |" in markdown and "Loading the model" in markdown
+
+
+def test_bench_without_matplotlib_leaves_the_plots_out_and_says_so_first(images, tmp_path):
+    done = aecodec_without(["matplotlib"], "bench", str(images[0].parent), "--codecs", "jpeg", "--out", "o",
+                           cwd=tmp_path, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[0] == ("aecodec: warning: plots left out: they need matplotlib, "
+                                           "from the 'bench' extra: pip install \"aecodec[bench]\"")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["results.csv", "results.json", "summary.md"]
+
+
+def test_bench_refuses_a_named_codec_it_cannot_run_before_starting(images, tmp_path):
+    done = aecodec_without(["imagecodecs"], "bench", str(images[0].parent), "--codecs", "jpeg,jxl", "--out", "o",
+                           cwd=tmp_path, text=True, timeout=300)
+    assert only_line(done, 1) == ("aecodec: error: --codecs jxl: it needs imagecodecs, from the 'bench' extra: "
+                                  "pip install \"aecodec[bench]\"")
+    assert not (tmp_path / "o").exists()
+
+
+def test_codecs_left_out_are_named_with_the_reason(monkeypatch):
+    from aecodec.bench.codecs import unavailable_codecs
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as if not installed
+    assert "jxl" not in available_codecs()
+    assert unavailable_codecs()["jxl"] == "it needs imagecodecs, from the 'bench' extra: pip install \"aecodec[bench]\""
+
+
+def test_rd_plot_keeps_its_legend_off_the_curves_and_names_the_image_set():
+    pytest.importorskip("matplotlib")
+    from aecodec.bench.plots import draw_rd
+    rng = np.random.default_rng(0)
+    bpp = np.linspace(0.1, 2.5, 12)
+    curves = [Curve(f"codec{i}", tuple(bpp), tuple(24 + 6 * np.log2(1 + bpp * (1 + i / 4)) + rng.normal(0, .2, 12)),
+                    (), i >= 6) for i in range(12)]  # a dozen curves spread over the whole plot, as on Kodak
+    fig = draw_rd(curves, "psnr", title="kodak, 24 images")
+    fig.draw_without_rendering()  # runs the layout, which places the legend
+    ax, = fig.axes
+    assert ax.get_title() == "kodak, 24 images"
+    legend = (fig.legends or [ax.get_legend()])[0].get_window_extent()
+    points = np.concatenate([ax.transData.transform(np.column_stack(line.get_data())) for line in ax.lines])
+    inside = (points[:, 0] >= legend.x0) & (points[:, 0] <= legend.x1) & (points[:, 1] >= legend.y0) & (
+        points[:, 1] <= legend.y1)
+    assert not inside.any()

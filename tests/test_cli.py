@@ -1,3 +1,7 @@
+import json
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -5,8 +9,9 @@ from PIL import Image
 
 from aecodec import __version__
 from aecodec.cli import main
+from aecodec.codec import Codec
 from helpers import TINY as W
-from helpers import one_line_error, photo_like
+from helpers import TINY_WEIGHTS, aecodec_command, aecodec_without, one_line_error, only_line, photo_like
 
 
 @pytest.fixture
@@ -92,3 +97,130 @@ def test_truncated_aec_gives_one_clean_line(runner, png, tmp_path):
     result = runner.invoke(main, ["decompress", str(cut), "-o", str(tmp_path / "o.png"), *W])
     assert "lengths add up to" in one_line_error(result)
     assert not (tmp_path / "o.png").exists()
+
+
+# -- the exact commands a new user types, each in a fresh interpreter ----------------------------------
+
+
+@pytest.mark.parametrize("command, purpose", [
+    (["train", "--minutes", "0.1", "--out", "x"], "aecodec train needs torch"),
+    (["export", "some.ckpt"], "aecodec export needs torch and onnx"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, command, purpose):
+    (tmp_path / "some.ckpt").write_bytes(b"")
+    done = aecodec_without(["torch", "onnx"], *command, cwd=tmp_path, text=True, timeout=120)
+    assert only_line(done, 1) == (f"aecodec: error: {purpose}, from the 'train' extra: "
+                                  f'pip install torch==2.13.0 "aecodec[train]"')
+    assert not (tmp_path / "x").exists()
+
+
+def test_info_reads_stdin(png, tmp_path):
+    aec = tmp_path / "photo.aec"
+    aec.write_bytes(Codec(TINY_WEIGHTS).compress(photo_like(70, 90)))
+    with open(aec, "rb") as stdin:
+        done = aecodec_command("info", "-", "--json", cwd=tmp_path, stdin=stdin, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["width"] == 90
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(9):
+        Image.fromarray(photo_like(32, 40, seed=i)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("args, line", [
+    (["photos/", "--out-dir", "o", "--target-bpp", "0"],
+     "aecodec: error: Invalid value for '--target-bpp': 0.0 is not in the range x>0."),
+    (["photos/", "--out-dir", "o", "-q", "50", "--target-bpp", "0.5"],
+     "aecodec: error: give at most one of -q/--quality, --target-bpp and --target-size, "
+     "not -q/--quality and --target-bpp"),
+    (["photos/", "--out-dir", "o", "--target-size", "0KB"],
+     "aecodec: error: Invalid value for '--target-size': size must be positive, not '0KB'"),
+    (["photos/", "--out-dir", "o", "-q", "200"],
+     "aecodec: error: Invalid value for '-q' / '--quality': 200.0 is not in the range 1<=x<=100."),
+    (["photos/", "-o", "o"], "aecodec: error: -o/--output names one file; use --out-dir for several inputs"),
+])
+def test_argument_errors_are_one_line_before_any_work(photos, tmp_path, args, line):
+    done = aecodec_command("compress", *args, *W, cwd=tmp_path, text=True)
+    assert only_line(done, 2) == line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_bpp_target_is_answered_in_bpp(png, tmp_path):
+    done = aecodec_command("compress", str(png), "--target-bpp", "0.05", *W, cwd=tmp_path, text=True)
+    line = only_line(done, 1)
+    assert line.startswith(f"aecodec: error: {png}: target of 0.05 bpp is unreachable: the smallest file this model "
+                           "makes for this image, at quality 1, is "), line
+    assert line.endswith(" bpp") and "bytes" not in line
+
+
+@pytest.fixture
+def aec(tmp_path):
+    path = tmp_path / "a.aec"
+    path.write_bytes(Codec(TINY_WEIGHTS).compress(photo_like(70, 90), quality=60))
+    return path
+
+
+def test_format_contradicting_the_extension_is_refused(aec, tmp_path):
+    done = aecodec_command("decompress", "a.aec", "--format", "jpg", "-o", "out.png", *W, cwd=tmp_path, text=True)
+    assert only_line(done, 2) == "aecodec: error: --format jpg contradicts -o out.png, whose extension means PNG"
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_format_and_extension_may_agree(aec, tmp_path):
+    done = aecodec_command("decompress", "a.aec", "--format", "jpg", "-o", "out.jpeg", *W, cwd=tmp_path)
+    assert done.returncode == 0 and Image.open(tmp_path / "out.jpeg").format == "JPEG"
+
+
+def test_webp_output_is_lossy_unless_lossless_is_asked_for(aec, tmp_path):
+    decoded = np.asarray(Codec(TINY_WEIGHTS).decompress(aec.read_bytes()))
+    for name, extra in (("lossy.webp", []), ("lossless.webp", ["--lossless"])):
+        done = aecodec_command("decompress", "a.aec", "-o", name, *extra, *W, cwd=tmp_path, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    with Image.open(tmp_path / "lossless.webp") as image:
+        assert np.array_equal(np.asarray(image), decoded)
+    with Image.open(tmp_path / "lossy.webp") as image:
+        assert not np.array_equal(np.asarray(image), decoded)
+
+
+def test_lossless_jpeg_is_refused(aec, tmp_path):
+    done = aecodec_command("decompress", "a.aec", "-o", "out.jpg", "--lossless", *W, cwd=tmp_path, text=True)
+    assert only_line(done, 2) == "aecodec: error: --lossless: JPEG output cannot be lossless: use png, tiff, bmp or webp"
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_gif_output_says_it_has_a_palette(aec, tmp_path):
+    done = aecodec_command("decompress", "a.aec", "-o", "out.gif", *W, cwd=tmp_path, text=True)
+    assert done.returncode == 0
+    assert only_line(done, 0) == ("aecodec: warning: a.aec: GIF holds at most 256 colours: "
+                                  "the image was reduced to a palette")
+
+
+def test_an_aec_file_given_as_an_image_is_coded_with_a_warning(aec, tmp_path):
+    (tmp_path / "renamed.png").write_bytes(aec.read_bytes())
+    done = aecodec_command("compress", "renamed.png", "-o", "again.aec", *W, cwd=tmp_path, text=True)
+    assert only_line(done, 0) == ("aecodec: warning: renamed.png: the input is already an .aec file: "
+                                  "it was decoded and coded again, losing quality twice")
+    assert (tmp_path / "again.aec").read_bytes()[:4] == b"AEC\x1a"
+
+
+def declared_only(width: int, height: int) -> bytes:
+    """An .aec header declaring a size, with empty streams: what a hostile file costs nothing to send."""
+    body = struct.pack("<4sBBB8sIIHII", b"AEC\x1a", 1, 0, 0, bytes(8), width, height, 100, 0, 0)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_decoding_refuses_more_pixels_than_pillow_allows(tmp_path):
+    (tmp_path / "big.aec").write_bytes(declared_only(10_000, 10_000))  # 100 Mpx, Pillow allows 89.5
+    done = aecodec_command("decompress", "big.aec", "-o", "out.png", *W, cwd=tmp_path, text=True)
+    assert only_line(done, 1) == (
+        "aecodec: error: big.aec: image of 10000x10000 pixels is above the decompression-bomb limit of 89478485 "
+        "pixels (PIL.Image.MAX_IMAGE_PIXELS; --allow-large, or allow_large=True, lifts the limit)")
+    lifted = aecodec_command("decompress", "big.aec", "-o", "out.png", "--allow-large", *W, cwd=tmp_path, text=True)
+    assert "decompression-bomb" not in only_line(lifted, 1)  # it got past the limit, to the model check
+    assert not (tmp_path / "out.png").exists()
+    assert aecodec_command("info", "big.aec", cwd=tmp_path).returncode == 0  # the header alone is cheap

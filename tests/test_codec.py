@@ -1,4 +1,6 @@
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from aecodec import container
 from aecodec.codec import Codec
 from aecodec.container import FormatError
 from aecodec.metrics import psnr
-from helpers import photo_like
+from helpers import TINY_WEIGHTS, photo_like
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 37), (37, 1), (65, 129), (64, 64)])
@@ -116,3 +118,68 @@ def test_tiled_and_whole_decoding_agree(tiny_weights):
 def test_unknown_provider_names_every_provider_there_is(tiny_weights):
     with pytest.raises(ValueError, match="'cpu', 'cuda', 'reference'"):
         Codec(tiny_weights, provider="tpu")
+
+
+def png_16bit_rgb(rgb16: np.ndarray) -> bytes:
+    """A 16-bit-per-sample RGB PNG, which Pillow cannot write: Pillow opens it as mode RGB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    h, w, _ = rgb16.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb16)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_rgb_is_reduced_with_a_warning(codec, tmp_path):
+    deep = photo_like(40, 56).astype(np.uint16) * 257
+    path = tmp_path / "deep.png"
+    path.write_bytes(png_16bit_rgb(deep))
+    with Image.open(path) as opened:
+        assert opened.mode == "RGB"  # nothing in the mode says 16 bits
+    for source in (path, path.read_bytes(), Image.open(path)):
+        assert codec.encode(source).warnings == ("16-bit RGB image reduced to 8 bits per sample",)
+    assert codec.encode(photo_like(40, 56)).warnings == ()
+
+
+def test_target_size_may_be_written_as_on_the_command_line(codec, image):
+    import aecodec
+    assert len(codec.compress(image, target_size="0.3KB")) <= 300
+    data = aecodec.compress(image, target_size="0.3kb", weights=TINY_WEIGHTS)
+    assert len(data) <= 300 and container.read_header(data).quality < 100
+
+
+def test_an_unreachable_bpp_target_is_reported_in_bpp(codec, image):
+    from aecodec.ratecontrol import TargetError
+    with pytest.raises(TargetError, match=r"^target of 0\.01 bpp is unreachable: .* is [0-9.]+ bpp$"):
+        codec.compress(image, target_bpp=0.01)
+
+
+def test_an_aec_file_as_input_is_decoded_and_coded_again_with_a_warning(codec, image):
+    first = codec.compress(image, quality=60)
+    again = codec.encode(first, quality=60)  # the file names the tiny model, which is not installed: codec decodes
+    assert again.warnings == ("the input is already an .aec file: it was decoded and coded again, "
+                              "losing quality twice",)
+    assert codec.decompress(again.data).size == (image.shape[1], image.shape[0])
+
+
+@pytest.fixture
+def small_pixel_limit(monkeypatch, image):
+    """Pillow's decompression-bomb limit just below the test image, as a large photo would meet the real one."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", image.shape[0] * image.shape[1] - 1)
+
+
+def test_decoding_refuses_more_pixels_than_pillow_allows(codec, image, small_pixel_limit, monkeypatch):
+    import aecodec
+    data = codec.compress(image)
+    monkeypatch.setattr(container, "unpack", None)  # refused from the header, before any other work
+    for decode in (codec.decompress, lambda d: aecodec.decompress(d, weights=TINY_WEIGHTS)):
+        with pytest.raises(aecodec.PixelLimitError, match=r"image of 112x80 pixels is above the decompression-bomb"):
+            decode(data)
+
+
+def test_allow_large_lifts_the_limit_for_decoding(codec, image, small_pixel_limit):
+    import aecodec
+    data = codec.compress(image, allow_large=True)
+    assert codec.decompress(data, allow_large=True).size == (112, 80)
+    assert aecodec.decompress(data, weights=TINY_WEIGHTS, allow_large=True).size == (112, 80)
+    assert Image.MAX_IMAGE_PIXELS == 112 * 80 - 1  # lifted for the call only

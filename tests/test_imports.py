@@ -60,3 +60,10 @@ def test_entry_point_imports_only_what_it_needs(folder, name):
     heavy = imported_modules(args, folder) & HEAVY
     assert heavy == allowed, f"{name} imports {sorted(heavy - allowed)} and not {sorted(allowed - heavy)}"
 
+
+
+def test_dir_shows_the_api_that_loads_lazily():
+    import aecodec
+    names = set(dir(aecodec))
+    assert set(aecodec.__all__) <= names and "import_module" not in names
+    assert all(getattr(aecodec, name) is not None for name in aecodec.__all__)

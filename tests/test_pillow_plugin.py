@@ -43,7 +43,8 @@ def test_sanity(tmp_path, codec, rgb, aec):
 def test_open_reads_only_the_header(monkeypatch, codec, aec):
     calls = []
     decompress = Codec.decompress
-    monkeypatch.setattr(Codec, "decompress", lambda self, data: calls.append(len(data)) or decompress(self, data))
+    monkeypatch.setattr(Codec, "decompress",
+                        lambda self, data, **options: calls.append(len(data)) or decompress(self, data, **options))
     image = open_with(io.BytesIO(aec), codec=codec)
     assert (image.size, image.mode) == ((64, 48), "RGB") and calls == []
     image.load()
@@ -132,3 +133,18 @@ def test_save_warns_about_what_it_changed(codec):
     deep = Image.fromarray((np.arange(48 * 64).reshape(48, 64) * 20).astype(np.uint16))
     with pytest.warns(UserWarning, match="reduced to 8 bits"):
         deep.save(io.BytesIO(), format="AEC", codec=codec)
+
+
+def test_open_shows_the_header_in_info(codec, aec):
+    with Image.open(io.BytesIO(aec)) as image:  # not loaded: the header is all that was read
+        assert image.info == {"format_version": 1, "model_id": codec.model_id.hex(), "quality": 60.0}
+        assert image.info == {k: v for k, v in aecodec.info(aec).items() if k in image.info}
+
+
+def test_open_with_allow_large_lifts_pillows_limit_for_that_image(monkeypatch, codec, aec):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 48 // 2 - 1)  # the image is over twice the limit
+    with pytest.raises(Image.DecompressionBombError):
+        open_with(io.BytesIO(aec), codec=codec)
+    with open_with(io.BytesIO(aec), codec=codec, allow_large=True) as image:
+        assert Image.MAX_IMAGE_PIXELS == 64 * 48 // 2 - 1  # lifted for this open only
+        assert np.array_equal(np.asarray(image), np.asarray(codec.decompress(aec, allow_large=True)))

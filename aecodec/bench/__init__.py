@@ -32,9 +32,16 @@ def main_bench(dirs_or_files, codecs: list[str] | None, out_dir, references=(), 
     """
     refs = load_references(references)  # fail on a bad file before the long run
     specs = select_codecs(codecs, available_codecs(aecodec_codec, threads))
-    results = run_bench(find_images(dirs_or_files), specs, repeats, progress, threads)
-    write_report(results, out_dir, refs, plots)
+    images = find_images(dirs_or_files)
+    results = run_bench(images, specs, repeats, progress, threads)
+    write_report(results, out_dir, refs, plots, image_set(dirs_or_files, len(images)))
     return results
+
+
+def image_set(dirs_or_files, count: int) -> str:
+    """What the plots were measured on, for their titles: "kodak, 24 images"."""
+    names = ", ".join(Path(item).resolve().name for item in dirs_or_files)
+    return f"{names}, {count} image{'s' * (count != 1)}"
 
 
 def select_codecs(names: list[str] | None, available: dict[str, CodecSpec]) -> dict[str, CodecSpec]:

@@ -56,6 +56,23 @@ def available_codecs(aecodec_codec=None, threads: int = 1) -> dict[str, CodecSpe
     return {spec.name: spec for spec in specs if spec is not None}
 
 
+def unavailable_codecs() -> dict[str, str]:
+    """Why each codec that available_codecs leaves out is missing in this environment, by name."""
+    from aecodec.extras import INSTALL, missing
+
+    reasons = {name: f"this Pillow was built without {feature}"
+               for name, feature in (("webp", "webp"), ("avif", "avif"), ("jpeg2000", "jpg_2000"))
+               if not features.check(feature)}
+    if missing(["imagecodecs"]):
+        reasons["jxl"] = f"it needs imagecodecs, from the 'bench' extra: {INSTALL['bench']}"
+    else:
+        import imagecodecs
+
+        if not imagecodecs.JPEGXL.available:
+            reasons["jxl"] = "this imagecodecs was built without JPEG XL"
+    return reasons
+
+
 def aecodec_spec(codec, qualities=AECODEC_QUALITIES) -> CodecSpec:
     """Wrap our codec (or a stand-in with the same two methods) as a CodecSpec."""
 

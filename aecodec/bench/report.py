@@ -22,8 +22,8 @@ __all__ = ["bd_matrix", "load_reference", "load_references", "markdown", "write_
 METRIC_TITLES = {"psnr": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM-RGB (dB)"}
 
 
-def write_report(results, out_dir, references=(), plots: bool = True) -> dict[str, Path]:
-    """Write results.json, results.csv, summary.md and, with ``plots``, rd_*.png."""
+def write_report(results, out_dir, references=(), plots: bool = True, title: str = "") -> dict[str, Path]:
+    """Write results.json, results.csv, summary.md and, with ``plots``, rd_*.png titled with the image set."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "markdown": out / "summary.md"}
@@ -35,7 +35,7 @@ def write_report(results, out_dir, references=(), plots: bool = True) -> dict[st
 
         curves = [results.curve(c) for c in results.codecs()] + list(references)
         for metric in METRICS:
-            paths[f"plot_{metric}"] = plot_rd(curves, metric, out / f"rd_{metric}.png")
+            paths[f"plot_{metric}"] = plot_rd(curves, metric, out / f"rd_{metric}.png", title=title)
     return paths
 
 
