@@ -202,3 +202,32 @@ def test_extra_top_levels_keep_the_trained_ones_and_train_on(photos, tmp_path):
     resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
                                     resume=tmp_path / "extended.ckpt"))
     assert resumed["step"] == 3 and resumed["model"]["log_gain"].shape[0] == TINY.levels + 1
+
+
+def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos, tmp_path):
+    from aecodec.train.loop import model_from_checkpoint, save_checkpoint
+    from aecodec.train.widen import with_wider_latent
+    path = train(replace(config(photos, 2), ema_decay=0.9), TINY, tmp_path / "run")
+    checkpoint = load_checkpoint(path)
+    wide = with_wider_latent(checkpoint, 20)
+    assert ModelConfig(**wide["model_config"]).latent_channels == 20
+    narrow_model, wide_model = (model_from_checkpoint(c).eval() for c in (checkpoint, wide))
+    x = torch.from_numpy(photo_like(64, 64, seed=5).transpose(2, 0, 1).copy()).float()[None] / 255
+    level = torch.tensor([1.0])
+    with torch.no_grad():
+        narrow, widened = narrow_model(x, level, noise=False), wide_model(x, level, noise=False)
+        latent = wide_model.analysis(x)
+    assert torch.allclose(narrow["x_hat"], widened["x_hat"], atol=1e-5)
+    assert latent[:, 12:].abs().max() > 0  # the new channels carry a signal to learn from
+    bits = [sum(-torch.log2(lk).sum() for lk in out["likelihoods"]) for out in (narrow, widened)]
+    assert torch.allclose(bits[0], bits[1], rtol=0.05)  # new channels cost next to nothing at first
+    from aecodec.train.model import rd_loss
+    wide_model.train()
+    rd_loss(wide_model(x, level), x, wide_model.lambdas(level))["loss"].backward()
+    assert wide_model.analysis[6].weight.grad[12:].abs().sum() > 0  # the new rows can learn
+    with pytest.raises(ValueError, match="already has 12"):
+        with_wider_latent(checkpoint, 12)
+    save_checkpoint(tmp_path / "wide.ckpt", wide)
+    resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
+                                    resume=tmp_path / "wide.ckpt"))
+    assert resumed["step"] == 3 and resumed["model"]["analysis.6.weight"].shape[0] == 20

@@ -9,6 +9,7 @@ import torch
 
 from .config import ModelConfig, TrainConfig
 from .levels import with_extra_top_levels
+from .widen import with_wider_latent
 from .loop import load_checkpoint, save_checkpoint, train
 
 
@@ -23,18 +24,23 @@ def fast_bf16_cpu() -> bool:
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
                  bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
-                 add_top_levels=0) -> Path:
+                 add_top_levels=0, widen_latent=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
         bf16 = device == "cuda" or fast_bf16_cpu()
-    if add_top_levels:
+    if add_top_levels or widen_latent:
         if not resume:
-            raise ValueError("--add-top-levels extends a trained model: give --resume or --init-weights")
+            raise ValueError("--add-top-levels and --widen-latent change a trained model: "
+                             "give --resume or --init-weights")
+        checkpoint = load_checkpoint(resume)
+        if widen_latent:
+            checkpoint = with_wider_latent(checkpoint, widen_latent)
+        if add_top_levels:
+            checkpoint = with_extra_top_levels(checkpoint, add_top_levels)
         Path(out).mkdir(parents=True, exist_ok=True)
-        extended = Path(out) / "extended_levels.ckpt"
-        save_checkpoint(extended, with_extra_top_levels(load_checkpoint(resume), add_top_levels))
-        resume = extended
+        resume = Path(out) / "reshaped.ckpt"
+        save_checkpoint(resume, checkpoint)
     config = TrainConfig(**load_checkpoint(resume)["train_config"]) if resume else TrainConfig()
     # A command-line run is budgeted by time: a step limit or validation interval left in the
     # checkpoint by a scripted run (bench/train_ablation.py) must not cut it short or silence it.

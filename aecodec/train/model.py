@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..probability import SCALE_MIN  # the entropy tables' smallest scale bounds the predictions too
 from .config import ModelConfig
 
-SCALE_MIN = 0.11  # lower bound on the Gaussian scale, as in the entropy tables
 LIKELIHOOD_MIN = 1e-9
 
 
