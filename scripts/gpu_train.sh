@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Train on a lent CUDA machine for a fixed budget; the checkpoint lands in $OUT/run.
-#   device run (carry: pack, and runs/main if resuming):
-#     bash scripts/gpu_train.sh 9            # minutes of training
-#   then on this machine: aecodec train --resume <files_at>/run/last.ckpt
-# DEVICE=cpu runs the same script here, to test it before spending GPU time.
+# One GPU window: train from pack/ on the lent machine; the checkpoint comes back in pieces.
+#   here:    python scripts/gpu_pack.py --checkpoint runs/main/last.ckpt     # writes pack/, checks the travel size
+#   device:  run(command="bash scripts/gpu_train.sh 9", carry=["pack"], timeout_s=600)
+#   here:    python scripts/gpu_join.py <files_at> --out runs/gpu/last.ckpt
+#            aecodec train --resume runs/gpu/last.ckpt --out runs/gpu ...
+# Arguments after the minutes go to gpu_train.py (e.g. --lr 3e-4 --ema-decay 0.999).
+# DEVICE=cpu runs the same here, the dry run: it checks what travels before training and
+# what would come back after (BATCH=2 CROP=64 make it quick; PIECE_MB cuts smaller pieces).
 set -euo pipefail
+STARTED_AT=$(date +%s.%N)  # the window's clock starts before Python and torch load
 MINUTES="${1:-9}"
 OUT="${OUT:-out}"
 DEVICE="${DEVICE:-cuda}"
-mkdir -p "$OUT/run"
-RESUME=()
-if [ -f runs/main/last.ckpt ]; then RESUME=(--resume runs/main/last.ckpt); fi
-python3 -m aecodec train --data pack/photos --device "$DEVICE" --minutes "$MINUTES" \
-    --out "$OUT/run" --batch-size "${BATCH:-16}" --crop "${CROP:-256}" --checkpoint-minutes 2 "${RESUME[@]}"
-python3 - "$OUT/run/last.ckpt" <<'PY'
-import sys, torch
-ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-print(f"checkpoint step {ckpt['step']}, {ckpt['pixels_seen'] / 1e9:.2f} Gpx seen")
-PY
+PACK="${PACK:-pack}"
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$OUT"
+if [ "$DEVICE" = cpu ]; then python3 "$SCRIPTS/gpu_limits.py" travel --carry "$PACK"; fi
+python3 "$SCRIPTS/gpu_train.py" --pack "$PACK" --out "$OUT" --minutes "$MINUTES" --device "$DEVICE" \
+    --started-at "$STARTED_AT" --batch "${BATCH:-64}" --crop "${CROP:-256}" --compile "${COMPILE:-auto}" \
+    ${PIECE_MB:+--piece-mb "$PIECE_MB"} "${@:2}" 2>&1 | tee "$OUT/train.log"
+python3 "$SCRIPTS/gpu_limits.py" return "$OUT" --minutes "${TARGET_MINUTES:-9}"

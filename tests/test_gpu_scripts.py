@@ -1,6 +1,6 @@
-"""The GPU workflow, run on the CPU: pack a training set, train with a budget, resume from its checkpoint."""
+"""The GPU window, dry-run on the CPU: pack, train with a budget, check every device limit, join, resume."""
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,39 +10,155 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from aecodec.train.loop import load_checkpoint  # noqa: E402
-from helpers import photo_like  # noqa: E402
+from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
+from aecodec.train.loop import load_checkpoint, train  # noqa: E402
+from aecodec.train.model import HyperpriorModel  # noqa: E402
+from helpers import photo_like, source_tree_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+from gpu_limits import RETURN_FILES, LimitError, check_return  # noqa: E402
+from gpu_pieces import fitted_checkpoint, join_pieces, write_pieces  # noqa: E402
+
+TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
+LOOP_KEYS = {"model", "optimizer", "ema_model", "step", "pixels_seen", "seconds_trained", "model_config",
+             "train_config", "rng", "validation_stems"}
 
 
 def run(args, cwd, **env):
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    result = subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(args, cwd=cwd, env=source_tree_env(**env), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return result.stdout
 
 
-def test_pack_train_and_resume_on_cpu(tmp_path):
-    source = tmp_path / "source"
+@pytest.fixture(scope="module")
+def window(tmp_path_factory):
+    """A CPU run's checkpoint, packed, trained for a tiny window with small pieces, and joined."""
+    work = tmp_path_factory.mktemp("work")
+    source = work / "source"
     source.mkdir()
     for i in range(12):
         Image.fromarray(photo_like(96, 128, seed=i)).save(source / f"photo{i}.png")
-    work = tmp_path / "work"
-    work.mkdir()
-    run([sys.executable, str(ROOT / "scripts" / "gpu_pack.py"), "--data", str(source), "--out", "pack",
-         "--max-mb", "0.2"], cwd=work)
-    packed = sorted((work / "pack" / "photos").glob("*.jpg"))
-    assert len(packed) == 12 and sum(p.stat().st_size for p in packed) <= 0.2e6
+    config = TrainConfig(data=str(source), crop=64, batch=2, max_steps=2, validation_images=2, threads=1,
+                         ema_decay=0.9, synthetic_share=0.25, checkpoint_minutes=100, validate_minutes=100)
+    start = load_checkpoint(train(config, TINY, work / "cpu"))
+    packed = run([sys.executable, str(SCRIPTS / "gpu_pack.py"), "--data", str(source), "--checkpoint",
+                  "cpu/last.ckpt", "--out", "pack", "--crop", "64", "--synthetic", "4", "--synthetic-side", "96"],
+                 cwd=work)
+    dry_run = run(["bash", str(SCRIPTS / "gpu_train.sh"), "0.05", "--lr", "1e-4"], cwd=work, DEVICE="cpu",
+                  OUT="out", BATCH="2", CROP="64", PIECE_MB="0.1")
+    joined = run([sys.executable, str(SCRIPTS / "gpu_join.py"), "out", "--out", "gpu/last.ckpt"], cwd=work)
+    return {"work": work, "source": source, "start": start, "packed": packed, "dry_run": dry_run, "joined": joined}
 
-    run(["bash", str(ROOT / "scripts" / "gpu_train.sh"), "0.05"], cwd=work,
-        DEVICE="cpu", OUT="out", BATCH="2", CROP="64")
-    gpu_checkpoint = load_checkpoint(work / "out" / "run" / "last.ckpt")
-    assert gpu_checkpoint["step"] >= 1
 
-    run([sys.executable, "-m", "aecodec", "train", "--resume", "out/run/last.ckpt", "--data", str(source),
-         "--out", "cpu", "--minutes", "0.02", "--threads", "1"], cwd=work)
-    resumed = load_checkpoint(work / "cpu" / "last.ckpt")
-    assert resumed["step"] > gpu_checkpoint["step"]
-    # The pack keeps the photos' names, so the CPU run holds out the same photos as the GPU run.
-    assert resumed["validation_stems"] == gpu_checkpoint["validation_stems"]
+def test_pack_holds_weights_photos_and_synthetic_bank_but_not_held_out_photos(window):
+    pack = window["work"] / "pack"
+    stems = {p.stem for p in (pack / "photos").glob("*.jpg")}
+    held_out = set(window["start"]["validation_stems"])
+    assert len(held_out) == 2 and not stems & held_out and len(stems) == 10
+    assert len(list((pack / "synthetic").glob("*.png"))) == 4
+    start = torch.load(pack / "start.pt", weights_only=False)
+    assert "optimizer" not in start and "ema_model" not in start  # one copy of the weights travels
+    assert "travels: tree" in window["packed"] and "(limit 64 MiB)" in window["packed"]
+
+
+def test_dry_run_checks_both_ways_and_states_the_needed_rate(window):
+    out = window["dry_run"]
+    assert "travels: tree" in out and "comes back: " in out
+    assert "50 Gpx in a 9-minute window needs 92.6 MPx/s" in out
+    files = check_return(window["work"] / "out")  # what the script checked, checked again
+    assert len(files) <= RETURN_FILES and sum(name.startswith("last.ckpt.part") for name, _ in files) >= 2
+    assert all(size <= 0.1 * 2**20 for name, size in files if ".part" in name)
+    manifest = json.loads((window["work"] / "out" / "last.ckpt.json").read_text())
+    assert manifest["kept"] == "Adam moments in fp32"
+
+
+def test_joined_checkpoint_has_loop_keys_and_continues_the_cpu_run(window):
+    start, gpu = window["start"], load_checkpoint(window["work"] / "gpu" / "last.ckpt")
+    assert set(gpu) == LOOP_KEYS
+    assert gpu["step"] > start["step"]
+    assert gpu["pixels_seen"] == start["pixels_seen"] + (gpu["step"] - start["step"]) * 2 * 64 * 64
+    assert gpu["ema_model"] is not None and gpu["optimizer"]["state"]
+    assert gpu["validation_stems"] == start["validation_stems"]
+    # The CPU run's own settings come back, the window only recorded beside them.
+    assert gpu["train_config"]["batch"] == 2 and gpu["train_config"]["lr"] == start["train_config"]["lr"]
+    assert gpu["train_config"]["extra"]["gpu_windows"][-1]["lr"] == 1e-4
+
+
+def test_cli_resumes_the_joined_checkpoint(window):
+    work = window["work"]
+    run([sys.executable, "-m", "aecodec", "train", "--resume", "gpu/last.ckpt", "--data", str(window["source"]),
+         "--out", "again", "--minutes", "0.02", "--threads", "1"], cwd=work)
+    gpu, resumed = load_checkpoint(work / "gpu" / "last.ckpt"), load_checkpoint(work / "again" / "last.ckpt")
+    assert resumed["step"] > gpu["step"]
+    assert resumed["validation_stems"] == gpu["validation_stems"]
+
+
+def test_checkpoint_sheds_adam_moments_before_it_would_not_come_back(window, tmp_path):
+    state = load_checkpoint(window["work"] / "gpu" / "last.ckpt")
+    full, kept = fitted_checkpoint(state, piece_bytes=2**20)
+    assert kept == "Adam moments in fp32"
+    # Pieces so small that six (eight files less the manifest and the log) cannot hold it all.
+    piece = len(full) // 6 - 1
+    data, kept = fitted_checkpoint(state, piece_bytes=piece)
+    assert kept == "Adam moments in bf16" and len(data) <= 6 * piece
+    with pytest.raises(LimitError):
+        fitted_checkpoint(state, piece_bytes=len(full) // 40)
+    with pytest.raises(LimitError):
+        fitted_checkpoint(state, piece_bytes=16 * 2**20)  # a 16 MiB file does not come back
+    write_pieces(data, tmp_path / "out", {}, piece_bytes=piece)
+    joined = load_checkpoint(join_pieces(tmp_path / "out", tmp_path / "last.ckpt"))
+    model = HyperpriorModel(TINY)
+    optimizer = torch.optim.Adam(model.parameters())
+    optimizer.load_state_dict(joined["optimizer"])  # bf16 moments come back as the fp32 Adam's own
+    assert all(s["exp_avg"].dtype == torch.float32 for s in optimizer.state.values())
+
+
+def test_join_refuses_a_damaged_piece(window, tmp_path):
+    out = tmp_path / "out"
+    write_pieces(b"x" * 1000, out, {}, piece_bytes=300)
+    (out / "last.ckpt.part1").write_bytes(b"y" * 300)
+    with pytest.raises(ValueError, match="part1"):
+        join_pieces(out, tmp_path / "last.ckpt")
+    assert not (tmp_path / "last.ckpt").exists()
+
+
+def test_return_check_names_what_would_not_come_back(tmp_path):
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c" / "deep.txt").write_text("x")
+    (tmp_path / "bad name.txt").write_text("x")
+    with pytest.raises(LimitError) as error:
+        check_return(tmp_path)
+    assert "folders down" in str(error.value) and "bad name.txt" in str(error.value)
+
+
+def windows(picture, crop):
+    """Every crop x crop window of picture, flipped every way: what an unscaled device crop may be."""
+    h, w = picture.shape[:2]
+    found = set()
+    for top in range(h - crop + 1):
+        for left in range(w - crop + 1):
+            window = picture[top:top + crop, left:left + crop]
+            for flipped in (window, window[::-1], window[:, ::-1], window[::-1, ::-1]):
+                found.add(flipped.tobytes())
+    return found
+
+
+def test_device_crops_are_flipped_windows_of_the_pictures():
+    from gpu_crops import DeviceCrops
+    photos = [photo_like(40, 44, seed=1), photo_like(36, 38, seed=2)]
+    synthetic = [photo_like(34, 34, seed=3)]
+    crops = DeviceCrops(photos, synthetic, crop=32, min_scale=1.0, synthetic_share=0.3, device="cpu")
+    batch = crops.batch(24, torch.Generator().manual_seed(0))
+    assert batch.shape == (24, 3, 32, 32) and batch.is_contiguous(memory_format=torch.channels_last)
+    allowed = set().union(*(windows(p, 32) for p in photos + synthetic))
+    patches = (batch.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    assert all(patch.tobytes() in allowed for patch in patches)
+    assert any(patch.tobytes() in windows(synthetic[0], 32) for patch in patches)
+    # Scaled windows are resampled: values stay in range, and they are no longer plain copies.
+    scaled = DeviceCrops(photos, [], crop=32, min_scale=0.6, synthetic_share=0.0, device="cpu")
+    batch = scaled.batch(24, torch.Generator().manual_seed(0))
+    assert 0 <= batch.min() and batch.max() <= 1
+    patches = (batch.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    assert sum(patch.tobytes() not in allowed for patch in patches) > 0

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .config import ModelConfig, TrainConfig
 from .data import CropSampler, list_images, load_photo, split_validation
 from .model import HyperpriorModel, rd_loss
@@ -112,9 +113,9 @@ def append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def load_photos(paths: list[Path], config: TrainConfig, what: str) -> list[np.ndarray]:
+def load_photos(paths: list[Path], config: TrainConfig, what: str, quiet: bool = False) -> list[np.ndarray]:
     photos = []
-    for path in tqdm(paths, desc=f"loading {what}", unit="img", leave=False):
+    for path in tqdm(paths, desc=f"loading {what}", unit="img", leave=False, disable=quiet):
         photo = load_photo(path, config.max_side, config.crop)
         if photo is not None:
             photos.append(photo)
@@ -123,29 +124,38 @@ def load_photos(paths: list[Path], config: TrainConfig, what: str) -> list[np.nd
 
 def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | Path,
           resume: str | Path | None = None) -> Path:
-    """Train until config.minutes have passed; return the path of the last checkpoint."""
+    """Train until config.minutes have passed; return the path of the last checkpoint.
+
+    Under torchrun each process runs this with its own rank (see distributed.py).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
+    ranks, device = distributed.start(config.device)
     checkpoint = load_checkpoint(resume) if resume else None
     if checkpoint is not None:
         model_config = ModelConfig(**checkpoint["model_config"])
     model_config = model_config or ModelConfig()
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
 
-    model = HyperpriorModel(model_config).to(config.device)
+    model = HyperpriorModel(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = distributed.seed_rank(config.seed, ranks)  # each rank its own crops and rounding noise
     step, pixels_seen, seconds_trained = 0, 0, 0.0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("optimizer") is not None:  # a GPU window may bring back no Adam moments
+            optimizer.load_state_dict(checkpoint["optimizer"])
         for group in optimizer.param_groups:
             group["lr"] = config.lr  # the new run's learning rate wins
         step, pixels_seen = checkpoint["step"], checkpoint["pixels_seen"]
         seconds_trained = checkpoint.get("seconds_trained", 0.0)
-        restore_rng(checkpoint["rng"], rng)
+        saved = distributed.saved_rng(checkpoint["rng"], ranks)
+        if saved is not None:
+            restore_rng(saved, rng)
+        else:  # a rank the saved run did not have
+            rng = distributed.seed_rank(config.seed, ranks, step)
     model = model.to(memory_format=torch.channels_last)
     average = None
     if config.ema_decay > 0:
@@ -156,34 +166,54 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
 
     stems = checkpoint.get("validation_stems") if checkpoint else None
     train_paths, val_paths = split_validation(list_images(config.data), config.validation_images, stems)
-    sampler = CropSampler(load_photos(train_paths, config, "training photos"), config.crop, config.min_scale,
-                          config.synthetic_share)
-    val_photos = load_photos(val_paths, config, "validation photos")
-    (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
+    quiet = not ranks.leader
+    sampler = CropSampler(load_photos(train_paths, config, "training photos", quiet), config.crop,
+                          config.min_scale, config.synthetic_share)
+    val_photos = load_photos(val_paths, config, "validation photos", quiet) if ranks.leader else []
+    if ranks.leader:
+        (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
+    trainer = distributed.wrap(model, ranks, device)
 
-    def state() -> dict:
-        return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "ema_model": average.state_dict() if average is not None else None,
-            "step": step, "pixels_seen": pixels_seen, "seconds_trained": seconds_trained,
-            "model_config": model_config.to_dict(), "train_config": config.to_dict(),
-            "rng": rng_state(rng), "validation_stems": [p.stem for p in val_paths],
-        }
+    def save() -> None:
+        """Every rank hands in its random state (so a resume is exact); rank 0 writes."""
+        rng_states = distributed.gather(rng_state(rng), ranks)
+        if ranks.leader:
+            save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "ema_model": average.state_dict() if average is not None else None,
+                "step": step, "pixels_seen": pixels_seen, "seconds_trained": seconds_trained,
+                "model_config": model_config.to_dict(), "train_config": config.to_dict(),
+                "rng": distributed.merged_rng(rng_states), "validation_stems": [p.stem for p in val_paths],
+            })
 
     budget = config.minutes * 60
     start = last_save = last_val = time.monotonic()
     window = {"loss": [], "bpp": [], "psnr": []}
     bar = tqdm(total=int(budget), unit="s", desc="training", dynamic_ncols=True, mininterval=2,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}")
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}", disable=quiet)
     ckpt_path = out / "last.ckpt"
-    while time.monotonic() - start < budget and not (config.max_steps and step >= config.max_steps):
+    while True:
         t0 = time.monotonic()
+        # Rank 0's clock rules: every rank stops, saves and decays the learning rate together.
+        elapsed, due_validation, due_save = distributed.leader_values(
+            [t0 - start, t0 - last_val > config.validate_minutes * 60, t0 - last_save > config.checkpoint_minutes * 60],
+            ranks, device)
+        if due_validation and val_photos:
+            for row in validate(average if average is not None else model, val_photos, device, config.bf16):
+                append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
+        if due_validation:
+            last_val = time.monotonic()
+        if due_save:
+            save()
+            last_save = time.monotonic()
+        if elapsed >= budget or (config.max_steps and step >= config.max_steps):
+            break
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step, start_step, t0 - start)
-        x = torch.from_numpy(sampler.batch(rng, config.batch)).to(config.device)
+            group["lr"] = learning_rate(config, step, start_step, elapsed)
+        x = torch.from_numpy(sampler.batch(rng, config.batch)).to(device)
         x = x.contiguous(memory_format=torch.channels_last)
-        level = torch.from_numpy(rng.uniform(0, model_config.levels - 1, config.batch)).float().to(config.device)
-        out_step = model(x, level, bf16=config.bf16)
+        level = torch.from_numpy(rng.uniform(0, model_config.levels - 1, config.batch)).float().to(device)
+        out_step = trainer(x, level, bf16=config.bf16)
         metrics = rd_loss(out_step, x, model.lambdas(level))
         optimizer.zero_grad(set_to_none=True)
         metrics["loss"].backward()
@@ -192,30 +222,24 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
         if average is not None:
             update_average(average, model, config.ema_decay)
         step += 1
-        pixels_seen += x.shape[0] * x.shape[2] * x.shape[3]
+        pixels_seen += x.shape[0] * x.shape[2] * x.shape[3] * ranks.world
         seconds_trained += time.monotonic() - t0
         for key in window:
-            window[key].append(float(metrics[key].mean()))
-        if step % 20 == 0:
+            window[key].append(float(metrics[key].detach().mean()))
+        if step % 20 == 0 and ranks.leader:
             means = {k: float(np.mean(v)) for k, v in window.items()}
             bar.set_postfix(step=step, loss=f"{means['loss']:.3f}", bpp=f"{means['bpp']:.3f}",
                             psnr=f"{means['psnr']:.2f}")
             append_csv(out / "train.csv", {"step": step, "pixels_seen": pixels_seen, **means})
+        if step % 20 == 0:
             window = {k: [] for k in window}
         bar.update(min(int(time.monotonic() - start), int(budget)) - bar.n)
-        now = time.monotonic()
-        if now - last_val > config.validate_minutes * 60 and val_photos:
-            for row in validate(average if average is not None else model, val_photos, config.device, config.bf16):
-                append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
-            last_val = time.monotonic()
-        if now - last_save > config.checkpoint_minutes * 60:
-            save_checkpoint(ckpt_path, state())
-            last_save = time.monotonic()
     bar.close()
-    save_checkpoint(ckpt_path, state())
+    save()
     if val_photos:
-        for row in validate(average if average is not None else model, val_photos, config.device, config.bf16):
+        for row in validate(average if average is not None else model, val_photos, device, config.bf16):
             append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
+    distributed.finish(ranks)
     return ckpt_path
 
 
