@@ -13,7 +13,6 @@ import csv
 import os
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -242,8 +241,3 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     distributed.finish(ranks)
     return ckpt_path
 
-
-def resumed_config(checkpoint_path: str | Path, **overrides) -> TrainConfig:
-    """The training config stored in a checkpoint, with some fields replaced."""
-    stored = load_checkpoint(checkpoint_path)["train_config"]
-    return replace(TrainConfig(**stored), **overrides)
