@@ -23,7 +23,7 @@ import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -54,6 +54,8 @@ class Options:
     force: bool = False
     allow_large: bool = False
     weights: str | None = None
+    effort: int = 0  # compress: refinement level, 0 = the single pass
+    progress: bool = False  # a bar for each refinement (set by run() for a single file)
 
 
 @dataclass
@@ -138,7 +140,7 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
         if options.kind == "compress":
             outcome.bytes_in = task.source.stat().st_size
             encoded = codec.encode(task.source, options.quality, options.target_bpp, options.target_size,
-                                   options.allow_large)
+                                   options.allow_large, effort=options.effort, progress=options.progress)
             data, outcome.warnings = encoded.data, list(encoded.warnings)
         else:
             data_in = task.source.read_bytes()
@@ -253,6 +255,8 @@ def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
         fail_fast: bool = False, progress: bool = True, report=None) -> Summary:
     """Process tasks with `jobs` worker processes; report(outcome) sees each failure or warning."""
     jobs, threads = worker_shape(jobs, threads, len(tasks), available_cores())
+    if progress and len(tasks) == 1 and options.effort:  # one long encode: a bar for its refinement instead
+        options = replace(options, progress=True)
     summary = Summary(total=len(tasks))
     bar = tqdm(total=len(tasks), unit="file", desc=options.kind, file=sys.stderr,
                disable=True if not progress or len(tasks) < 2 else None)  # None: only on a terminal

@@ -13,6 +13,7 @@ import click
 
 from . import __version__, api, batch, extras
 from .codec import Codec
+from .effort import MAX_EFFORT, check_effort_available
 from .files import atomic_write
 from .ratecontrol import parse_size
 
@@ -147,8 +148,11 @@ def with_shared(func):
               help="Highest quality whose file is at most this many bits per pixel.")
 @click.option("--target-size", type=SIZE, help="Highest quality whose file fits this size, e.g. 40KB or 1.5MB.")
 @click.option("--allow-large", is_flag=True, help="Lift Pillow's decompression-bomb pixel limit.")
+@click.option("--effort", default=0, show_default=True, type=click.IntRange(0, MAX_EFFORT),
+              help="Encoding time for smaller files, same decoder: above 0 refines each image's latents "
+                   "(more iterations per level; needs torch, the 'effort' extra).")
 @with_shared
-def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_dir, force, jobs, threads,
+def compress(inputs, quality, target_bpp, target_size, allow_large, effort, output, out_dir, force, jobs, threads,
              fail_fast, weights):
     """Compress images (files or folders) into .aec files.
 
@@ -159,15 +163,18 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, output, out_
     Examples:
       aecodec compress photo.png -q 60
       aecodec compress photo.png --target-size 40KB -o small.aec
+      aecodec compress photo.png --effort 3         # slower, smaller; decodes as any other file
       cat a.png | aecodec compress - > a.aec
     """
     _at_most_one_rate(quality, target_bpp, target_size)  # once, before any file is read
+    if effort:
+        check_effort_available()  # one line now, not one per file later
     options = batch.Options("compress", quality, target_bpp, target_size, force=force, allow_large=allow_large,
-                            weights=weights)
+                            weights=weights, effort=effort)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)  # before the work: a refusal should be instant
         encoded = Codec(weights, threads=threads).encode(_read_input(inputs[0]), quality, target_bpp, target_size,
-                                                         allow_large)
+                                                         allow_large, effort=effort, progress=True)
         _warn(encoded.warnings)
         _write_result(encoded.data, output, force, stream)
         return
@@ -300,7 +307,8 @@ def info(file, as_json):
 
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1)
-@click.option("--codecs", help="Comma-separated subset: aecodec,jpeg,jpeg444,webp,avif,jpeg2000,jxl.")
+@click.option("--codecs", help="Comma-separated subset: aecodec,jpeg,jpeg444,webp,avif,jpeg2000,jxl; "
+                                "aecodec-effort1 .. aecodec-effort5 only when named.")
 @click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="CompressAI-format results JSON to overlay; repeatable.")
 @click.option("--out", default="bench/results/latest", show_default=True, help="Folder for the report.")
@@ -333,7 +341,8 @@ def bench(inputs, codecs, references, out, repeats, threads, speed, weights, no_
             plots = False
     # Only load a model when aecodec is among the codecs: the others bench without one.
     start = time.perf_counter()
-    codec = Codec(weights, threads=threads) if speed or names is None or "aecodec" in names else None
+    codec = (Codec(weights, threads=threads)
+             if speed or names is None or any(name.startswith("aecodec") for name in names) else None)
     if speed:
         load_ms = 1000 * (time.perf_counter() - start)
         _bench_speed(codec, load_ms, inputs, out, threads, max(repeats, 5))

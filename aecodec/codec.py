@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from PIL import Image
 from . import container, entropy, fixedpoint, imageio, limits
 from .bundle import ModelBundle, ModelNotFound, default_weights_root, find_bundle, load_bundle
 from .container import FormatError, Header, Streams
+from .effort import fit_quality_refined, iterations_for, load_refiner
 from .ratecontrol import fit_quality, parse_size
 from .tiling import tiled
 
@@ -124,10 +126,17 @@ class Codec:
         self.networks = Networks(self.bundle, self.options)
         self.tile = tile
         self.other_models: dict[bytes, Codec] = {}  # older models met while decoding
+        self._refiner = None  # the torch refinement for effort above 0, loaded on first use
 
     @property
     def model_id(self) -> bytes:
         return self.bundle.model_id
+
+    def refiner(self):
+        """This model in torch, for effort above 0; loaded on first use (EffortUnavailable without torch)."""
+        if self._refiner is None:
+            self._refiner = load_refiner(self.bundle, self.options.threads)
+        return self._refiner
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -141,15 +150,34 @@ class Codec:
         timings.add("analysis", start)
         return latent
 
+    def gain(self, quality: float) -> np.ndarray:
+        """The latent's per-channel gain (M, 1, 1) at a quality."""
+        level = quality_to_level(quality, self.bundle.levels)
+        return np.exp(interpolate_rows(self.bundle.log_gain, level))[:, None, None]
+
+    def hyper_analyse(self, gained_latent: np.ndarray, timings: Timings | None = None) -> np.ndarray:
+        """The amortised integer hyper-latent (N, h/4, w/4) of a gained latent."""
+        timings = timings or Timings()
+        start = time.perf_counter()
+        hyper_latent = np.rint(self.networks.run("hyper_analysis", gained_latent[None])[0]).astype(np.int64)
+        timings.add("hyper_analysis", start)
+        return hyper_latent
+
     def code_latent(self, latent: np.ndarray, quality: float, timings: Timings | None = None) -> tuple[bytes, bytes]:
         """(hyper stream, latent stream) for a latent at a quality."""
+        gain = self.gain(quality)
+        return self.code_given(latent, self.hyper_analyse(latent * gain, timings), gain, timings)
+
+    def code_given(self, latent: np.ndarray, hyper_latent: np.ndarray, gain: np.ndarray | float = 1.0,
+                   timings: Timings | None = None) -> tuple[bytes, bytes]:
+        """(hyper stream, latent stream) for a given latent and integer hyper-latent, on the exact path:
+        exact hyper-synthesis -> means and scale indices -> symbols = round(latent * gain - mean).
+
+        Effort refinement hands its own latent (gain already applied: gain 1) and hyper-latent here.
+        """
         timings = timings or Timings()
         bundle = self.bundle
-        level = quality_to_level(quality, bundle.levels)
-        gain = np.exp(interpolate_rows(bundle.log_gain, level))[:, None, None]
-        start = time.perf_counter()
-        hyper_latent = np.rint(self.networks.run("hyper_analysis", (latent * gain)[None])[0]).astype(np.int64)
-        timings.add("hyper_analysis", start)
+        hyper_latent = np.asarray(hyper_latent, dtype=np.int64)
         start = time.perf_counter()
         mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table)
         timings.add("hyper_synthesis", start)
@@ -169,19 +197,26 @@ class Codec:
         return container.pack(header, Streams(hyper, latent, alpha, icc or b"", exif or b""))
 
     def compress(self, image, quality: float | None = None, target_bpp: float | None = None,
-                 target_size: int | None = None, allow_large: bool = False) -> bytes:
+                 target_size: int | None = None, allow_large: bool = False, effort: int = 0,
+                 progress: bool = False) -> bytes:
         """The bytes of an .aec file; what ``encode`` notes about the input is issued as a warning."""
-        encoded = self.encode(image, quality, target_bpp, target_size, allow_large)
+        encoded = self.encode(image, quality, target_bpp, target_size, allow_large, effort=effort, progress=progress)
         for note in encoded.warnings:
             warnings.warn(note, stacklevel=2)
         return encoded.data
 
     def encode(self, image, quality: float | None = None, target_bpp: float | None = None,
-               target_size: int | None = None, allow_large: bool = False, timed: bool = False) -> Encoded:
+               target_size: int | None = None, allow_large: bool = False, timed: bool = False,
+               effort: int = 0, progress: bool = False) -> Encoded:
         """Compress a path, PIL.Image or uint8 array; at most one of quality and the targets.
 
         A target picks the highest quality whose whole file fits the budget.
+        Effort above 0 (up to effort.MAX_EFFORT) refines the latents for this image before coding
+        them: smaller files for more time, the same decoder. It needs torch (the 'effort' extra);
+        progress draws a bar on a terminal meanwhile.
         """
+        iterations = iterations_for(effort)
+        refiner = self.refiner() if iterations else None  # before any work: a missing torch fails at once
         if sum(v is not None for v in (quality, target_bpp, target_size)) > 1:
             raise ValueError("give at most one of quality, target_bpp and target_size")
         if isinstance(target_size, str):
@@ -201,14 +236,25 @@ class Codec:
         def encode_at(q: float) -> bytes:
             return self.pack(source.rgb.shape, q, *self.code_latent(latent, q, timings), **extra)
 
+        def refine_at(q: float) -> bytes:
+            gained = latent * self.gain(q)
+            hyper_latent = self.hyper_analyse(gained, timings)
+            start = time.perf_counter()
+            refined = refiner.refine(source.rgb, gained, hyper_latent, q, iterations, progress)
+            timings.add("refinement", start)
+            return self.pack(source.rgb.shape, q, *self.code_given(refined.latent, refined.hyper_latent, 1.0, timings),
+                             **extra)
+
         if target_bpp is None and target_size is None:
-            data = encode_at(quality)
+            data = refine_at(quality) if iterations else encode_at(quality)
         else:
             budget = target_size if target_size is not None else int(target_bpp * w * h / 8)
-            if target_bpp is None:
-                data = fit_quality(encode_at, budget)[1]
-            else:  # an unreachable target is answered in the unit it was asked in
-                data = fit_quality(encode_at, budget, f"{target_bpp:g} bpp", lambda n: f"{n * 8 / (w * h):.3g} bpp")[1]
+            search = fit_quality
+            if target_bpp is not None:  # an unreachable target is answered in the unit it was asked in
+                search = partial(fit_quality, target=f"{target_bpp:g} bpp", unit=lambda n: f"{n * 8 / (w * h):.3g} bpp")
+            # At effort above 0: search at effort 0, then refine at what it found (effort.fit_quality_refined).
+            data = (fit_quality_refined(encode_at, refine_at, budget, search) if iterations
+                    else search(encode_at, budget))[1]
         return Encoded(data, tuple(source.warnings), dict(timings.stages) if timed else None)
 
     def decompress(self, data: bytes, allow_large: bool = False) -> "Image.Image":

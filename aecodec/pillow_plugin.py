@@ -13,8 +13,8 @@ Which weights decode a file: the file names its model by id, so plain
 as ``bundle.find_bundle`` finds them). To decode with a folder of your own, say
 so for that one image: ``open_with("photo.aec", weights="my/weights")``, or
 ``codec=`` to reuse a loaded ``aecodec.Codec`` across many images. Saving
-takes the same ``weights=`` or ``codec=`` next to ``quality=``, ``target_bpp=``
-and ``target_size=``; without them it uses the default model.
+takes the same ``weights=`` or ``codec=`` next to ``quality=``, ``target_bpp=``,
+``target_size=`` and ``effort=``; without them it uses the default model.
 
 Size: ``Image.open`` applies Pillow's decompression-bomb check to the size in
 the header, as for every format; ``open_with(..., allow_large=True)`` lifts it
@@ -132,7 +132,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     if side:  # Pillow's convention: these keywords override what the image carries
         im = im.copy()
         im.info.update({k: v.tobytes() if isinstance(v, Image.Exif) else v for k, v in side.items()})
-    encoded = codec.encode(im, info.get("quality"), info.get("target_bpp"), info.get("target_size"))
+    encoded = codec.encode(im, info.get("quality"), info.get("target_bpp"), info.get("target_size"),
+                           effort=info.get("effort", 0))
     fp.write(encoded.data)
     for note in encoded.warnings:  # e.g. frames dropped, 16 bits reduced to 8
         warnings.warn(note, stacklevel=3)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aecodec.bench.codecs import CodecSpec, available_codecs
+from aecodec.bench.codecs import CodecSpec, available_codecs, requested_efforts
 from aecodec.bench.curves import Curve, load_reference, load_references
 from aecodec.bench.report import write_report
 from aecodec.bench.runner import BenchResults, find_images, run_bench
@@ -31,7 +31,7 @@ def main_bench(dirs_or_files, codecs: list[str] | None, out_dir, references=(), 
     without it, ``aecodec`` cannot be selected.
     """
     refs = load_references(references)  # fail on a bad file before the long run
-    specs = select_codecs(codecs, available_codecs(aecodec_codec, threads))
+    specs = select_codecs(codecs, available_codecs(aecodec_codec, threads, requested_efforts(codecs)))
     images = find_images(dirs_or_files)
     results = run_bench(images, specs, repeats, progress, threads)
     write_report(results, out_dir, refs, plots, image_set(dirs_or_files, len(images)))

@@ -42,7 +42,7 @@ class CodecSpec:
     note: str = ""
 
 
-def available_codecs(aecodec_codec=None, threads: int = 1) -> dict[str, CodecSpec]:
+def available_codecs(aecodec_codec=None, threads: int = 1, efforts: tuple[int, ...] = ()) -> dict[str, CodecSpec]:
     """Every codec that works in this environment, by name.
 
     ``aecodec_codec`` is any object with ``compress(array, quality=) -> bytes``
@@ -53,6 +53,7 @@ def available_codecs(aecodec_codec=None, threads: int = 1) -> dict[str, CodecSpe
     specs = [make(threads) for make in makers]
     if aecodec_codec is not None:
         specs.append(aecodec_spec(aecodec_codec))
+        specs.extend(effort_spec(aecodec_codec, effort) for effort in efforts)
     return {spec.name: spec for spec in specs if spec is not None}
 
 
@@ -83,6 +84,29 @@ def aecodec_spec(codec, qualities=AECODEC_QUALITIES) -> CodecSpec:
     model = f"model {model_id.hex()}, " if isinstance(model_id, bytes) else ""
     return CodecSpec("aecodec", tuple(qualities), lambda image, q: codec.compress(image, quality=q),
                      decode, f"{type(codec).__name__}, {model}quality 1..100")
+
+
+EFFORT_PREFIX = "aecodec-effort"  # aecodec-effort3: our codec at --effort 3
+
+
+def requested_efforts(names: list[str] | None) -> tuple[int, ...]:
+    """The effort levels that codec names such as 'aecodec-effort3' ask for; never part of "all"
+    (a full Kodak run at a high effort takes hours)."""
+    return tuple(int(name[len(EFFORT_PREFIX):]) for name in names or ()
+                 if name.startswith(EFFORT_PREFIX) and name[len(EFFORT_PREFIX):].isdigit())
+
+
+def effort_spec(codec, effort: int, qualities=AECODEC_QUALITIES) -> CodecSpec:
+    """Our codec at an effort level above 0: the same decoder, latents refined per image (needs torch)."""
+    from aecodec.effort import EFFORT_ITERATIONS, MAX_EFFORT, check_effort_available
+
+    if not 1 <= effort <= MAX_EFFORT:
+        raise ValueError(f"{EFFORT_PREFIX}{effort}: effort runs from 1 to {MAX_EFFORT}")
+    check_effort_available()
+    spec = aecodec_spec(codec, qualities)
+    note = f"{spec.note}, effort {effort} ({EFFORT_ITERATIONS[effort]} refinement iterations)"
+    return CodecSpec(f"{EFFORT_PREFIX}{effort}", spec.qualities,
+                     lambda image, q: codec.compress(image, quality=q, effort=effort), spec.decode, note)
 
 
 def _save(image: np.ndarray, fmt: str, **options) -> bytes:

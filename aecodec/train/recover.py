@@ -97,12 +97,12 @@ def fit_prior(prior: FactorizedPrior, tables: dict, steps: int = PRIOR_FIT_STEPS
     return float(loss.detach())
 
 
-def checkpoint_from_weights(weights_dir: str | Path, out_path: str | Path) -> Path:
-    """Write a checkpoint that `aecodec train --resume` continues from."""
+def model_from_weights(weights_dir: str | Path, fit_hyper_prior: bool = True) -> HyperpriorModel:
+    """The torch model of a weights bundle. The prior fit takes seconds; refinement, which
+    reads the hyper-latent's rate from the integer tables themselves, skips it."""
     folder = Path(weights_dir)
     card = read_card(folder)
-    model_config = ModelConfig(**card["model_config"])
-    model = HyperpriorModel(model_config)
+    model = HyperpriorModel(ModelConfig(**card["model_config"]))
     for name in ("analysis", "hyper_analysis", "synthesis"):
         load_onnx_weights(getattr(model, name), folder / f"{name}.onnx")
     tables = read_tables(folder)
@@ -115,7 +115,17 @@ def checkpoint_from_weights(weights_dir: str | Path, out_path: str | Path) -> Pa
         extra = int(card.get("extrapolated_levels", 0))
         model.log_gain.copy_(torch.from_numpy(tables["log_gain"][extra:]))
         model.log_inverse_gain.copy_(torch.from_numpy(tables["log_inverse_gain"][extra:]))
-    fit_prior(model.hyper_prior, tables)
+    if fit_hyper_prior:
+        fit_prior(model.hyper_prior, tables)
+    return model
+
+
+def checkpoint_from_weights(weights_dir: str | Path, out_path: str | Path) -> Path:
+    """Write a checkpoint that `aecodec train --resume` continues from."""
+    folder = Path(weights_dir)
+    card = read_card(folder)
+    model = model_from_weights(folder)
+    model_config = model.config
     train_config = TrainConfig(**card["train_config"])
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
     state = {

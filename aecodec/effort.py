@@ -1,0 +1,84 @@
+"""``--effort``: spend encoding time on a smaller file, with the same decoder.
+
+A typical workflow looks like this::
+
+    iterations = iterations_for(effort)            # 0 for effort 0: today's single pass
+    refiner = load_refiner(bundle, threads)         # torch, from the 'effort' extra
+    quality, data = fit_quality_refined(encode, refine, budget)   # --target-size at effort > 0
+
+Effort above 0 refines each image's latent and hyper-latent against the
+model's rate-distortion loss (``aecodec.train.refine``), then codes them on the
+usual exact path: only which integers are sent changes. The refinement needs
+torch, which the runtime never imports at effort 0.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Callable
+
+from .ratecontrol import QUALITY_MAX, fit_quality
+
+# Refinement iterations of each level, index = effort. Provisional: chosen from
+# bench/effort_gain.py's curve of the gain against iterations on Kodak.
+EFFORT_ITERATIONS = (0, 25, 50, 100, 200, 400)
+MAX_EFFORT = len(EFFORT_ITERATIONS) - 1
+INSTALL = 'pip install torch==2.13.0 "aecodec[effort]"'
+
+
+class EffortUnavailable(RuntimeError):
+    """Effort above 0 was asked for, but torch (the 'effort' extra) is not installed."""
+
+
+def iterations_for(effort: int) -> int:
+    if not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
+        raise ValueError(f"effort must be an integer from 0 to {MAX_EFFORT}, not {effort!r}")
+    return EFFORT_ITERATIONS[effort]
+
+
+def _unavailable(missing: str) -> EffortUnavailable:
+    return EffortUnavailable(f"effort above 0 needs {missing}, from the 'effort' extra: {INSTALL}")
+
+
+def check_effort_available() -> None:
+    """Raise EffortUnavailable before any work when torch or onnx is missing; imports neither."""
+    for name in ("torch", "onnx"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise _unavailable(name)
+
+
+def load_refiner(bundle, threads: int = 0):
+    """The torch refinement of a weights bundle, or one line saying what to install."""
+    try:
+        from .train.refine import Refiner
+    except ImportError as error:
+        raise _unavailable((error.name or "torch").split(".")[0]) from None
+    return Refiner(bundle, threads=threads)
+
+
+def fit_quality_refined(encode: Callable[[float], bytes], refine: Callable[[float], bytes], budget: int,
+                        search: Callable = fit_quality) -> tuple[float, bytes]:
+    """The highest quality whose refined file fits the budget, for two refinements rather than one
+    per bisection step (a refinement costs seconds to minutes; an effort-0 encode, milliseconds).
+
+    search (fit_quality, or it with the wording of its error) bisects at effort 0; refine there;
+    refinement saves bits at the same quality, so bisect again at effort 0 for the budget grown by
+    the share refinement saved, refine there, and keep that file when it fits. What is returned
+    always fits: the second refinement, else the first, else (when refinement made the file
+    larger) the effort-0 file.
+    """
+    quality, plain = search(encode, budget)
+    first = refine(quality)
+    if len(first) > budget:
+        return quality, plain
+    if len(first) >= len(plain) or quality >= QUALITY_MAX:
+        return quality, first
+    higher, _ = fit_quality(encode, int(budget * len(plain) / len(first)))  # a larger budget: reachable
+    if higher <= quality:
+        return quality, first
+    second = refine(higher)
+    return (higher, second) if len(second) <= budget else (quality, first)
