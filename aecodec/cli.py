@@ -394,8 +394,19 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
 @click.option("--bf16/--fp32", default=None,
               help="bf16 autocast; default on for CUDA and for CPUs with AMX or AVX-512 bf16.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Minutes between checkpoints.")
+@click.option("--ema-decay", default=None, type=float,
+              help="Keep a moving average of the weights with this decay (e.g. 0.999); export ships it. 0: off.")
+@click.option("--lr-decay-fraction", default=None, type=float,
+              help="Train the last part of the budget (e.g. 0.15) at lr / 10.")
+@click.option("--synthetic-share", default=None, type=float,
+              help="Share of crops drawn as synthetic graphics (text, lines, flat colour) instead of photos.")
+@click.option("--add-top-levels", default=0, show_default=True, type=click.IntRange(0, 4),
+              help="With --resume or --init-weights: add rate levels above the highest lambda, same spacing.")
+@click.option("--widen-latent", default=None, type=int,
+              help="With --resume or --init-weights: grow the latent to this many channels, keeping what the "
+                   "model computes.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
-          bf16, checkpoint_minutes):
+          bf16, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, add_top_levels, widen_latent):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -416,7 +427,9 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
         resume = checkpoint_from_weights(init_weights, Path(out) / "from_weights.ckpt")
     path = run_training(data=data, out=out, minutes=minutes, resume=resume, lr=lr, batch=batch_size, crop=crop,
                         channels=channels, latent_channels=latent_channels, threads=threads, device=device,
-                        bf16=bf16, checkpoint_minutes=checkpoint_minutes)
+                        bf16=bf16, checkpoint_minutes=checkpoint_minutes, ema_decay=ema_decay,
+                        lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
+                        add_top_levels=add_top_levels, widen_latent=widen_latent)
     click.echo(f"checkpoint: {path}", err=True)
 
 

@@ -119,8 +119,16 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
             "--batch-size", "2", "--crop", "64"]
     both = CliRunner().invoke(main, [*args, "--init-weights", str(tmp_path / "bundle"), "--resume", str(path)])
     assert both.exit_code != 0 and "not both" in both.output
-    done = CliRunner().invoke(main, [*args, "--init-weights", str(tmp_path / "bundle")], catch_exceptions=False)
+    done = CliRunner().invoke(main, [*args, "--init-weights", str(tmp_path / "bundle"), "--ema-decay", "0.5",
+                                     "--synthetic-share", "0.5", "--lr-decay-fraction", "0.1", "--add-top-levels", "1"],
+                              catch_exceptions=False)
     assert done.exit_code == 0, done.output
+    trained = load_checkpoint(tmp_path / "again" / "last.ckpt")
+    assert (trained["train_config"]["ema_decay"], trained["train_config"]["synthetic_share"],
+            trained["train_config"]["lr_decay_fraction"]) == (0.5, 0.5, 0.1)
+    assert trained["model_config"]["levels"] == TINY.levels + 1 and trained["ema_model"] is not None
+    fresh = CliRunner().invoke(main, [*args, "--add-top-levels", "1"])
+    assert fresh.exit_code != 0 and "give --resume or --init-weights" in fresh.output
     assert (tmp_path / "again" / "from_weights.ckpt").is_file()
     assert load_checkpoint(tmp_path / "again" / "last.ckpt")["step"] > steps, done.output
 
