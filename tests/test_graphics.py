@@ -1,0 +1,47 @@
+"""Synthetic graphics with the shipped model: text on colour, thin lines, flat patches, gradients, UI.
+
+Saturated chroma edges and flat colour are what photographs rarely teach a learned codec. At the same
+quality number, the shipped model must match Pillow JPEG's PSNR on each picture and keep its colours.
+"""
+
+import numpy as np
+import pytest
+
+from aecodec.bench.graphics import GRAPHICS, compare_with_jpeg, mean_shift
+from aecodec.codec import Codec
+
+MAX_MEAN_SHIFT = 1.0  # levels of 255: a change of the mean colour below what anyone sees on flat areas
+
+# Where the shipped model (5a9815c124e6700e) still falls short, measured in bench/results/graphics.json.
+# Strict: when a retrained model passes, these marks must go, so the guard tightens by itself.
+BELOW_JPEG = {"text_on_blue": "23.27 dB against JPEG's 23.93", "thin_lines": "24.63 dB against 26.05",
+              "user_interface": "30.18 dB against 32.44"}
+DRIFTING = {"thin_lines": "mean shift 1.51 levels against JPEG's 1.34"}
+
+
+def cases(shortfalls: dict) -> list:
+    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=shortfalls[name]))
+            if name in shortfalls else name for name in GRAPHICS]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {row.image: row for row in compare_with_jpeg(Codec(threads=1), quality=90)}
+
+
+def test_pictures_are_drawn_the_same_each_time():
+    for draw in GRAPHICS.values():
+        assert np.array_equal(draw(), draw())
+    assert mean_shift(np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 3, np.uint8)) == 3.0
+
+
+@pytest.mark.parametrize("image", cases(BELOW_JPEG))
+def test_quality_90_is_at_least_as_good_as_jpeg_90(rows, image):
+    row = rows[image]
+    assert row.aecodec_psnr >= row.jpeg_psnr, row
+
+
+@pytest.mark.parametrize("image", cases(DRIFTING))
+def test_colours_do_not_drift(rows, image):
+    row = rows[image]  # JPEG's 4:2:0 shifts thin coloured lines too: no worse than it, or below sight
+    assert row.aecodec_mean_shift <= max(MAX_MEAN_SHIFT, row.jpeg_mean_shift), row
