@@ -139,7 +139,9 @@ def section(results: dict, references: list[Curve], speed: dict | None, large: d
                   f"{compressai['torch']}, {compressai['threads']} threads), timed the same way on the same image "
                   f"by `bench/compressai_speed.py`: compress {compressai['compress_ms']:.0f} ms, decompress "
                   f"{compressai['decompress_ms']:.0f} ms. aecodec: {speed['compress']['total']:.0f} ms and "
-                  f"{speed['decompress']['total']:.0f} ms, entropy coding included in both.", ""]
+                  f"{speed['decompress']['total']:.0f} ms, entropy coding included in both: "
+                  f"{compressai['compress_ms'] / speed['compress']['total']:.1f}x and "
+                  f"{compressai['decompress_ms'] / speed['decompress']['total']:.1f}x as fast.", ""]
     if large:
         lines += [*large_lines(large), ""]
     return "\n".join(lines)
@@ -170,11 +172,11 @@ def training_section(card: dict, throughput: dict | None, ablation: dict | None 
     hours = card["training_seconds"] / 3600
     lines = [
         f"The shipped model (id `{card['model_id']}`, card in `weights/main/manifest.json`): N={cfg['channels']}, "
-        f"M={cfg['latent_channels']}, {cfg['levels']} trained rate levels for lambda {cfg['lambda_min']} to "
-        f"{cfg['lambda_max']}, plus {card.get('extrapolated_levels', 0)} extrapolated below them. It was trained "
-        f"for {card['training_steps']:,} steps of {train['batch']} crops of {train['crop']}x{train['crop']} pixels, "
-        f"{card['pixels_seen'] / 1e9:.2f} gigapixels in all, in {hours:.1f} hours of training steps "
-        f"(the last run on {train.get('device', 'cpu')}, {train.get('threads', 0) or 'all'} threads). That is a "
+        f"M={cfg['latent_channels']}, {cfg['levels']} trained rate levels for lambda {cfg['lambda_min']:.3g} to "
+        f"{cfg['lambda_max']:.3g}, plus {card.get('extrapolated_levels', 0)} extrapolated below them. It was trained "
+        f"for {card['training_steps']:,} steps, {card['pixels_seen'] / 1e9:.2f} gigapixels in all, in {hours:.1f} "
+        f"hours of training steps (the last run: {train['batch']} crops of {train['crop']}x{train['crop']} pixels "
+        f"a step, on {train.get('device', 'cpu')}, {train.get('threads', 0) or 'all'} threads). That is a "
         "small fraction of the training published models get, and the Kodak results above show it.", "",
     ]
     if throughput:
