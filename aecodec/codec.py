@@ -119,11 +119,15 @@ class Codec:
                  optimize: bool = True, tile: int = TILE):
         # ONNX Runtime loads with the first Codec, not with this module: the header-only paths
         # (`aecodec info`, Pillow's Image.open) import this module but never build a Codec.
+        from .exactgemm import OrtMatMul
         from .networks import Networks, RuntimeOptions
         folder = Path(weights) if weights else default_weights_root() / "main"
         self.bundle: ModelBundle = load_bundle(folder)
         self.options = RuntimeOptions(threads=threads, provider=provider, optimize=optimize)
         self.networks = Networks(self.bundle, self.options)
+        # The hyper-synthesis' float64 products: ONNX Runtime's GEMM (aecodec/exactgemm.py), or numpy's
+        # beside the numpy reference networks, so that backend shares nothing with ONNX Runtime.
+        self.matmul = np.matmul if provider == "reference" else OrtMatMul(self.options)
         self.tile = tile
         self.other_models: dict[bytes, Codec] = {}  # older models met while decoding
         self._refiner = None  # the torch refinement for effort above 0, loaded on first use
@@ -179,7 +183,8 @@ class Codec:
         bundle = self.bundle
         hyper_latent = np.asarray(hyper_latent, dtype=np.int64)
         start = time.perf_counter()
-        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table)
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table,
+                                                          self.matmul)
         timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
@@ -313,7 +318,8 @@ class Codec:
             raise FormatError(f"hyper-latent stream: {error}") from None
         timings.add("entropy_coding", start)
         start = time.perf_counter()
-        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table)
+        mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table,
+                                                          self.matmul)
         timings.add("hyper_synthesis", start)
         start = time.perf_counter()
         try:

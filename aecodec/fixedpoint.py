@@ -8,7 +8,8 @@ table. It therefore runs here, in integers only:
   integers in ``0..ACTIVATION_MAX``;
 * a convolution is a float64 matrix product of integer-valued operands whose
   partial sums all stay below 2**53 (checked when the weights load), so every
-  BLAS, thread count and summation order gives the exact same integers;
+  BLAS, thread count and summation order gives the exact same integers (the
+  codec hands in ONNX Runtime's GEMM, ``aecodec/exactgemm.py``; numpy's is the default);
 * requantisation is an int64 multiply, add and arithmetic shift.
 
 Outputs are fixed-point numbers with ``OUTPUT_FRACTION_BITS`` fractional bits.
@@ -16,7 +17,9 @@ Outputs are fixed-point numbers with ``OUTPUT_FRACTION_BITS`` fractional bits.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -30,6 +33,8 @@ OUTPUT_FRACTION_BITS = 16
 MULTIPLIER_BITS = 22
 EXACT_LIMIT = 1 << 52  # float64 holds every integer below 2**53
 CHUNK_POSITIONS = 8192  # output positions per matrix product, to bound memory
+
+MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]  # float64 a @ b; any correct GEMM is exact here
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class FixedConv:
         per_channel = np.abs(self.weight).reshape(len(self.weight), -1).sum(1) * input_limit
         return int((per_channel + np.abs(self.bias)).max())
 
+    @functools.cached_property
+    def gemm_weight(self) -> np.ndarray:
+        """weight as float64, shaped (cout, cin, k, k) but laid out (cout, k, k, cin) in memory: what
+        conv_exact multiplies by, made once rather than on every call (a millisecond each)."""
+        return np.ascontiguousarray(self.weight.transpose(0, 2, 3, 1), dtype=np.float64).transpose(0, 3, 1, 2)
+
 
 def check_layers(layers: list[FixedConv]) -> None:
     """Refuse weights whose arithmetic could leave the exact range."""
@@ -58,24 +69,32 @@ def check_layers(layers: list[FixedConv]) -> None:
         limit = ACTIVATION_MAX
 
 
-def conv_exact(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """'Same' convolution of int64 x (C, H, W) with int64 weight (O, C, k, k) -> int64 (O, H, W).
+def conv_exact(x: np.ndarray, weight: np.ndarray, matmul: MatMul = np.matmul) -> np.ndarray:
+    """'Same' convolution of int64 x (C, H, W) with integer weight (O, C, k, k) -> int64 (O, H, W).
+
+    weight is int64, or float64 as FixedConv.gemm_weight keeps it.
 
     An im2col matrix product in float64: every product and partial sum is an
-    integer below 2**53, so the result is exact whatever order BLAS sums in.
+    integer below 2**53, so the result is exact whatever order the GEMM sums in.
     """
-    out_ch, in_ch, k, _ = weight.shape
+    out_ch, _, k, _ = weight.shape
     _, h, w = x.shape
+    live = np.flatnonzero(x.reshape(len(x), -1).any(axis=1))
+    if not len(live):
+        return np.zeros((out_ch, h, w), dtype=np.int64)
+    taps = weight.transpose(0, 2, 3, 1)  # (O, k, k, C); no copy for FixedConv.gemm_weight
+    if len(live) < len(x):  # input channels that are zero everywhere add nothing: a quarter of the
+        x, taps = x[live], taps[..., live]  # last layer's (after ReLU), half the hyper-latent's
     pad = k // 2
     padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
-    matrix = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(out_ch, -1), dtype=np.float64)
+    matrix = np.ascontiguousarray(taps, dtype=np.float64).reshape(out_ch, -1)
     out = np.empty((out_ch, h, w), dtype=np.int64)
     rows = max(1, CHUNK_POSITIONS // max(w, 1))
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
         columns = np.concatenate([padded[:, top + dy:bottom + dy, dx:dx + w]
                                   for dy in range(k) for dx in range(k)])  # (k*k*C, rows, W)
-        out[:, top:bottom] = (matrix @ columns.reshape(len(columns), -1)).reshape(out_ch, bottom - top, w)
+        out[:, top:bottom] = matmul(matrix, columns.reshape(len(columns), -1)).reshape(out_ch, bottom - top, w)
     return out
 
 
@@ -85,32 +104,38 @@ def pixel_shuffle(x: np.ndarray) -> np.ndarray:
     return x.reshape(c4 // 4, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(c4 // 4, 2 * h, 2 * w)
 
 
-def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: int) -> np.ndarray:
-    return (acc * multiplier[:, None, None] + (1 << (shift - 1))) >> shift
+def requantize(acc: np.ndarray, layer: FixedConv) -> np.ndarray:
+    """Accumulator -> the layer's output activation: bias, ReLU, (acc * multiplier + half) >> shift,
+    clamp; in acc's own memory, which saves five temporary arrays."""
+    acc += layer.bias[:, None, None]
+    if layer.relu:
+        np.maximum(acc, 0, out=acc)
+    acc *= layer.multiplier[:, None, None]
+    acc += 1 << (layer.shift - 1)
+    acc >>= layer.shift
+    if layer.relu:
+        np.minimum(acc, ACTIVATION_MAX, out=acc)
+    return acc
 
 
-def run_layers(layers: list[FixedConv], hyper_latent: np.ndarray) -> np.ndarray:
+def run_layers(layers: list[FixedConv], hyper_latent: np.ndarray, matmul: MatMul = np.matmul) -> np.ndarray:
     """Integer hyper-latent (N, h, w) -> fixed-point output (2M, 4h, 4w), int64."""
     x = np.clip(np.asarray(hyper_latent, dtype=np.int64), -INPUT_LIMIT, INPUT_LIMIT)
     for layer in layers:
-        acc = conv_exact(x, layer.weight) + layer.bias[:, None, None]
-        if layer.relu:
-            acc = np.maximum(acc, 0)
-        x = requantize(acc, layer.multiplier, layer.shift)
-        if layer.relu:
-            x = np.minimum(x, ACTIVATION_MAX)
+        x = requantize(conv_exact(x, layer.gemm_weight, matmul), layer)
         if layer.shuffle:
             x = pixel_shuffle(x)
     return x
 
 
-def entropy_parameters(layers: list[FixedConv], hyper_latent: np.ndarray,
-                       scale_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def entropy_parameters(layers: list[FixedConv], hyper_latent: np.ndarray, scale_table: np.ndarray,
+                       matmul: MatMul = np.matmul) -> tuple[np.ndarray, np.ndarray]:
     """(mean as float64, scale index as int64), each (M, H, W); both exact.
 
-    scale_table is in this module's output fixed point (probability.fixed_point).
+    scale_table is in this module's output fixed point (probability.fixed_point);
+    matmul is the float64 GEMM to use (see conv_exact).
     """
-    out = run_layers(layers, hyper_latent)
+    out = run_layers(layers, hyper_latent, matmul)
     mean_fixed, scale_fixed = np.split(out, 2, axis=0)
     mean = mean_fixed.astype(np.float64) / float(1 << OUTPUT_FRACTION_BITS)  # exact: power of two
     return mean, scale_index(scale_fixed, scale_table)

@@ -17,6 +17,7 @@ for values outside it (``aecodec/entropy.py`` codes those separately):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -47,7 +48,43 @@ def fixed_point(table: np.ndarray, fraction_bits: int) -> np.ndarray:
 def scale_index(scale: np.ndarray, table: np.ndarray) -> np.ndarray:
     """For each predicted scale, the index of the first table entry at or above it (the last entry
     for larger ones). Both in the same units; integers in the codec, so every machine agrees."""
+    scale, table = np.asarray(scale), np.asarray(table)
+    integers = scale.dtype.kind in "iu" and table.dtype.kind in "iu"
+    buckets = _buckets(table.astype(np.int64).tobytes()) if integers else None
+    if buckets is not None:
+        return _bucketed_scale_index(scale, table, *buckets)
     return np.minimum(np.searchsorted(table, scale, side="left"), len(table) - 1).astype(np.int64)
+
+
+def _bucketed_scale_index(scale: np.ndarray, table: np.ndarray, lower: np.ndarray, table_end: np.ndarray,
+                          bucket_bits: int) -> np.ndarray:
+    """scale_index for integers, in a few array passes instead of a binary search per element
+    (a quarter of the hyper-synthesis' time, before).
+
+    The integers are cut into buckets of 2**bucket_bits, no wider than the smallest gap between
+    table entries, so a bucket holds at most one entry. Then "entries below s" is the count of
+    entries below s's bucket (lower) plus 1 if the bucket's entry lies below s: the same
+    integer as the binary search, for every s.
+    """
+    s = np.clip(scale, table[0], table[-1] + 1).astype(np.int64)  # the same answer at and beyond the ends
+    index = lower[s >> bucket_bits]
+    index += table_end[index] < s
+    return np.minimum(index, len(table) - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _buckets(table_bytes: bytes) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(entries below each bucket's start, the table with one entry past its end, bucket bits);
+    None for a table this does not suit (not increasing, negative, or too finely spaced)."""
+    table = np.frombuffer(table_bytes, dtype=np.int64)
+    if len(table) < 2 or table[0] < 0 or np.any(np.diff(table) <= 0):
+        return None
+    bucket_bits = int(np.diff(table).min()).bit_length() - 1  # 2**bits <= the smallest gap
+    buckets = (int(table[-1]) + 1 >> bucket_bits) + 1
+    if buckets > 1 << 20:
+        return None
+    lower = np.searchsorted(table, np.arange(buckets, dtype=np.int64) << bucket_bits, side="left").astype(np.int64)
+    return lower, np.append(table, np.iinfo(np.int64).max), bucket_bits
 
 
 def quantize_pmf(probabilities: np.ndarray) -> np.ndarray:

@@ -184,8 +184,10 @@ def test_speed_bench_times_every_stage_and_the_file_io(images, tmp_path):
     assert set(io_steps) == {"read_image", "write_aec", "read_aec", "write_png"} and min(io_steps.values()) > 0
     assert report["file_io"]["compress"] == pytest.approx(io_steps["read_image"] + io_steps["write_aec"], abs=0.02)
     assert report["model_load_ms"] > 0 and report["environment"]["threads"] == 1
+    assert report["command_line"]["decompress_ms"] > report["decompress"]["total"]  # a whole process, start-up too
     markdown = (out / "speed.md").read_text()
     assert "| file I/O (read input, write output) |" in markdown and "Loading the model" in markdown
+    assert "| one `aecodec decompress in.aec -o out.png` from a shell, start-up included |  |" in markdown
 
 
 def test_bench_without_matplotlib_leaves_the_plots_out_and_says_so_first(images, tmp_path):

@@ -224,3 +224,15 @@ def test_decoding_refuses_more_pixels_than_pillow_allows(tmp_path):
     assert "decompression-bomb" not in only_line(lifted, 1)  # it got past the limit, to the model check
     assert not (tmp_path / "out.png").exists()
     assert aecodec_command("info", "big.aec", cwd=tmp_path).returncode == 0  # the header alone is cheap
+
+
+def test_png_is_fast_by_default_and_smallest_when_asked(aec, tmp_path):
+    """Decoded PNGs are written at zlib level 1; --max-compression writes level 9: the same pixels, fewer bytes."""
+    decoded = np.asarray(Codec(TINY_WEIGHTS).decompress(aec.read_bytes()))
+    for name, extra in (("fast.png", []), ("small.png", ["--max-compression"])):
+        done = aecodec_command("decompress", "a.aec", "-o", name, *extra, *W, cwd=tmp_path, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        with Image.open(tmp_path / name) as image:
+            assert np.array_equal(np.asarray(image), decoded)
+    fast, small = (tmp_path / "fast.png").stat().st_size, (tmp_path / "small.png").stat().st_size
+    assert small < fast
