@@ -29,6 +29,7 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
         bf16 = device == "cuda" or fast_bf16_cpu()
+    stored = None  # the checkpoint's training config, read once
     if add_top_levels or widen_latent:
         if not resume:
             raise ValueError("--add-top-levels and --widen-latent change a trained model: "
@@ -41,7 +42,10 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
         Path(out).mkdir(parents=True, exist_ok=True)
         resume = Path(out) / "reshaped.ckpt"
         save_checkpoint(resume, checkpoint)
-    config = TrainConfig(**load_checkpoint(resume)["train_config"]) if resume else TrainConfig()
+        stored = checkpoint["train_config"]
+    elif resume:
+        stored = load_checkpoint(resume)["train_config"]
+    config = TrainConfig(**stored) if stored is not None else TrainConfig()
     # A command-line run is budgeted by time: a step limit or validation interval left in the
     # checkpoint by a scripted run (bench/train_ablation.py) must not cut it short or silence it.
     changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,

@@ -11,6 +11,7 @@ from PIL import Image
 from ..imageio import IMAGE_SUFFIXES
 from .synthetic import synthetic_crop
 
+
 def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
