@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train.loop import load_checkpoint  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
 from gpu_pieces import join_pieces  # noqa: E402
 
 
@@ -25,9 +25,9 @@ def main() -> None:
     args = parser.parse_args()
     path = join_pieces(args.folder, args.out)
     checkpoint = load_checkpoint(path)
-    window = checkpoint["train_config"]["extra"].get("gpu_windows", [{}])[-1]
-    moments = "with Adam moments" if checkpoint.get("optimizer") is not None else "without Adam moments"
-    print(f"{path}: step {checkpoint['step']}, {checkpoint['pixels_seen'] / 1e9:.2f} Gpx in all, "
+    window = checkpoint.train_config.extra.get("gpu_windows", [{}])[-1]
+    moments = "with Adam moments" if checkpoint.optimizer is not None else "without Adam moments"
+    print(f"{path}: step {checkpoint.step}, {checkpoint.pixels_seen / 1e9:.2f} Gpx in all, "
           f"{window.get('gigapixels', 0):.2f} Gpx in the window, {moments}")
 
 

@@ -3,12 +3,11 @@
     python scripts/gpu_pack.py --data ../shared/data/train --checkpoint runs/main/last.ckpt --out pack
 
 pack/ (git-ignored) holds:
-  start.pt      the checkpoint's weights, one copy in bf16 (7.8 MiB for N=96, M=160; rounding moves
-                each weight by at most 0.4%, about what a few Adam steps do), with the configs,
-                counters and held-out stems. No moving average and no Adam moments: on the device
-                the average restarts from these weights (its memory of about 1/(1 - ema_decay)
-                steps is short beside a window's ten thousand) and Adam from zero. Without
-                --checkpoint a fresh model starts.
+  start.pt      the checkpoint with its weights in bf16 (7.8 MiB for N=96, M=160; rounding moves
+                each weight by at most 0.4%, about what a few Adam steps do) and without moving
+                average or Adam moments: on the device the average restarts from these weights
+                (its memory of about 1/(1 - ema_decay) steps is short beside a window's ten
+                thousand) and Adam from zero. Without --checkpoint a fresh model starts.
   photos/       JPEG, 4:4:4, long side <= 512, at the highest of --quality (then 5 lower, down to
                 --min-quality) that fits them all, else as many as fit in a fixed shuffle; the
                 checkpoint's held-out photos and photos too small for --crop are left out. Quality
@@ -28,6 +27,7 @@ import hashlib
 import io
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,26 +35,19 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aecodec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from aecodec.train.data import list_images  # noqa: E402
-from aecodec.train.loop import load_checkpoint  # noqa: E402
 from aecodec.train.synthetic import synthetic_crop  # noqa: E402
 from gpu_limits import TRAVEL_LIMIT, TRAVEL_MARGIN, MiB, check_travel, needed_rate, tree_bytes  # noqa: E402
 
 START_FILE = "start.pt"
 
 
-def start_weights(checkpoint_path: Path, dtype: torch.dtype) -> dict:
+def start_weights(checkpoint_path: Path, dtype: torch.dtype) -> Checkpoint:
     """What the device needs of a checkpoint: the weights (one copy), configs, counters, held-out stems."""
     checkpoint = load_checkpoint(checkpoint_path)
-    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
-    keep = ("model_config", "train_config", "step", "pixels_seen", "seconds_trained", "validation_stems")
-    return {"model": weights, **{key: checkpoint.get(key) for key in keep}}
-
-
-def serialized(value: object) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(value, buffer)
-    return buffer.getvalue()
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in checkpoint.model.items()}
+    return replace(checkpoint, model=weights, optimizer=None, ema_model=None)
 
 
 def synthetic_bank(count: int, side: int, seed: int) -> list[bytes]:
@@ -137,9 +130,9 @@ def main() -> None:
     held_out: set[str] = set()
     if args.checkpoint:
         start = start_weights(Path(args.checkpoint), getattr(torch, args.weights_dtype))
-        held_out = set(start["validation_stems"] or [])
-        (out / START_FILE).write_bytes(serialized(start))
-        print(f"start: step {start['step']}, {start['pixels_seen'] / 1e9:.2f} Gpx, weights in {args.weights_dtype}, "
+        held_out = set(start.validation_stems or [])
+        save_checkpoint(out / START_FILE, start)
+        print(f"start: step {start.step}, {start.pixels_seen / 1e9:.2f} Gpx, weights in {args.weights_dtype}, "
               f"{(out / START_FILE).stat().st_size / MiB:.1f} MiB")
     bank = synthetic_bank(args.synthetic, args.synthetic_side, args.seed)
     if bank:

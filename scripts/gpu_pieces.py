@@ -1,7 +1,7 @@
 """A checkpoint cut into pieces that come back from the device machine, and joined again here.
 
-    data, kept = fitted_checkpoint(state)      # bytes of torch.save(state), shrunk until they fit
-    write_pieces(data, out, info)              # out/last.ckpt.part0, .part1, ... and out/last.ckpt.json
+    data, kept = fitted_checkpoint(checkpoint)  # save_checkpoint's bytes, shrunk until they fit
+    write_pieces(data, out, info)               # out/last.ckpt.part0, .part1, ... and out/last.ckpt.json
     join_pieces(files_at, "runs/gpu/last.ckpt")
 
 A file over 16 MiB does not come back at all, and at most 8 files (64 MiB together) do.
@@ -13,13 +13,14 @@ or none (the resumed run then starts Adam afresh).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from aecodec.train.checkpoint import Checkpoint, checkpoint_bytes
 from gpu_limits import LOG_RESERVE, RETURN_FILE_LIMIT, RETURN_FILES, RETURN_TOTAL_LIMIT, LimitError, MiB
 
 PIECE_BYTES = 15 * MiB
@@ -28,37 +29,32 @@ MANIFEST = f"{STEM}.json"
 OTHER_FILES = 2  # the manifest and the log come back beside the pieces
 
 
-def serialized(state: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def with_moments(state: dict, dtype: torch.dtype | None) -> dict:
+def with_moments(checkpoint: Checkpoint, dtype: torch.dtype | None) -> Checkpoint:
     """The checkpoint with Adam's moments cast to dtype, or without an optimizer state (dtype None).
 
     torch casts optimizer state back to each parameter's dtype when it loads it, so bf16
     moments resume as fp32 ones with their low bits lost.
     """
-    if dtype is None or state.get("optimizer") is None:
-        return {**state, "optimizer": None}
-    optimizer = state["optimizer"]
+    if dtype is None or checkpoint.optimizer is None:
+        return replace(checkpoint, optimizer=None)
+    optimizer = checkpoint.optimizer
     moments = {index: {key: value.to(dtype) if key != "step" and value.is_floating_point() else value
                        for key, value in entry.items()}
                for index, entry in optimizer["state"].items()}
-    return {**state, "optimizer": {**optimizer, "state": moments}}
+    return replace(checkpoint, optimizer={**optimizer, "state": moments})
 
 
-def fitted_checkpoint(state: dict, piece_bytes: int = PIECE_BYTES) -> tuple[bytes, str]:
+def fitted_checkpoint(checkpoint: Checkpoint, piece_bytes: int = PIECE_BYTES) -> tuple[bytes, str]:
     """The richest form of the checkpoint whose pieces all come back; and what it kept."""
     if not 0 < piece_bytes < RETURN_FILE_LIMIT:
         raise LimitError(f"pieces of {piece_bytes} bytes would not come back")
     max_pieces = RETURN_FILES - OTHER_FILES
     budget = RETURN_TOTAL_LIMIT - LOG_RESERVE
-    forms = [("Adam moments in fp32", state), ("Adam moments in bf16", with_moments(state, torch.bfloat16)),
-             ("no Adam moments: the resumed run starts them afresh", with_moments(state, None))]
+    forms = [("Adam moments in fp32", checkpoint),
+             ("Adam moments in bf16", with_moments(checkpoint, torch.bfloat16)),
+             ("no Adam moments: the resumed run starts them afresh", with_moments(checkpoint, None))]
     for kept, form in forms:
-        data = serialized(form)
+        data = checkpoint_bytes(form)
         if -(-len(data) // piece_bytes) <= max_pieces and len(data) <= budget:
             return data, kept
     raise LimitError(f"even without Adam moments the checkpoint takes {len(data) / MiB:.1f} MiB, more than "

@@ -7,7 +7,7 @@ decoding the pack, compiling, training, and cutting the checkpoint (--save-secon
 for that). The pack is decoded once into one uint8 tensor on the device and cropped there
 (gpu_crops.py); steps run under bf16 autocast in channels_last, optionally compiled.
 
-The checkpoint keeps loop.py's keys and its train_config is the one the CPU run had (with
+The checkpoint is aecodec/train/checkpoint.py's and its train_config is the one the CPU run had (with
 this window recorded in extra["gpu_windows"]), so that after scripts/gpu_join.py
 `aecodec train --resume` continues on the CPU with the CPU's batch, crop and learning rate.
 """
@@ -28,9 +28,10 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state  # noqa: E402
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
 from aecodec.train.data import list_images, split_validation  # noqa: E402
-from aecodec.train.loop import learning_rate, rng_state, update_average  # noqa: E402
+from aecodec.train.loop import learning_rate, update_average  # noqa: E402
 from aecodec.train.model import HyperpriorModel, rd_loss  # noqa: E402
 from gpu_crops import DeviceCrops  # noqa: E402
 from gpu_limits import TARGET_GIGAPIXELS, MiB, needed_rate  # noqa: E402
@@ -66,14 +67,13 @@ def decode_all(paths: list[Path]) -> list[np.ndarray]:
         return list(pool.map(decode, paths))
 
 
-def load_start(pack: Path) -> dict:
-    """The packed start (weights back in fp32), or {} for a fresh model."""
+def load_start(pack: Path) -> Checkpoint | None:
+    """The packed start (weights back in fp32), or None for a fresh model."""
     path = pack / START_FILE
     if not path.exists():
-        return {}
-    start = torch.load(path, map_location="cpu", weights_only=False)
-    start["model"] = {k: v.float() if v.is_floating_point() else v for k, v in start["model"].items()}
-    return start
+        return None
+    start = load_checkpoint(path)
+    return replace(start, model={k: v.float() if v.is_floating_point() else v for k, v in start.model.items()})
 
 
 def on_cpu(value):
@@ -97,17 +97,17 @@ def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
 class Trainer:
     """Model, optimizer, moving average and crops on the device; one call of step() is one training step."""
 
-    def __init__(self, start: dict, model_config: ModelConfig, config: TrainConfig, crops: DeviceCrops,
-                 use_compile: bool):
+    def __init__(self, start: Checkpoint | None, model_config: ModelConfig, config: TrainConfig,
+                 crops: DeviceCrops, use_compile: bool):
         device, cuda = config.device, config.device.startswith("cuda")
         model = HyperpriorModel(model_config)
-        if start:
-            model.load_state_dict(start["model"])
+        if start is not None:
+            model.load_state_dict(start.model)
         self.model = model.to(device, memory_format=torch.channels_last)
         self.average = copy.deepcopy(self.model).requires_grad_(False) if config.ema_decay > 0 else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=cuda)
         self.config, self.levels, self.crops = config, model_config.levels, crops
-        self.generator = torch.Generator(device=device).manual_seed(config.seed + start.get("step", 0))
+        self.generator = torch.Generator(device=device).manual_seed(config.seed + (start.step if start else 0))
         self.losses = torch.compile(self.eager_losses) if use_compile else self.eager_losses
 
     @property
@@ -184,11 +184,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def window_configs(start: dict, args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, TrainConfig]:
+def window_configs(start: Checkpoint | None, args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, TrainConfig]:
     """The model's config, the CPU run's training config, and this window's (the CPU's with the GPU's batch)."""
     cuda = args.device.startswith("cuda")
-    model_config = ModelConfig(**start["model_config"]) if start else ModelConfig()
-    cpu_config = TrainConfig(**start["train_config"]) if start else TrainConfig()
+    model_config = start.model_config if start else ModelConfig()
+    cpu_config = start.train_config if start else TrainConfig()
     chosen = {"lr": args.lr, "ema_decay": args.ema_decay, "lr_decay_fraction": args.lr_decay_fraction,
               "synthetic_share": args.synthetic_share}
     config = replace(cpu_config, batch=args.batch, crop=args.crop, device=args.device,
@@ -197,11 +197,11 @@ def window_configs(start: dict, args: argparse.Namespace) -> tuple[ModelConfig, 
     return model_config, cpu_config, config
 
 
-def pack_crops(pack: Path, start: dict, config: TrainConfig) -> tuple[DeviceCrops, list[str]]:
+def pack_crops(pack: Path, start: Checkpoint | None, config: TrainConfig) -> tuple[DeviceCrops, list[str]]:
     """The pack decoded onto the device, and the stems the CPU run holds out."""
     paths = list_images(pack / "photos")
     if start:
-        stems = list(start.get("validation_stems") or [])  # gpu_pack.py left them out already
+        stems = list(start.validation_stems or [])  # gpu_pack.py left them out already
         train_paths = [p for p in paths if p.stem not in set(stems)]
     else:
         train_paths, held_out = split_validation(paths, config.validation_images)
@@ -222,7 +222,7 @@ def main() -> None:
         window.log(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     start = load_start(Path(args.pack))
     model_config, cpu_config, config = window_configs(start, args)
-    step = start_step = start.get("step", 0)
+    step = start_step = start.step if start else 0
     torch.manual_seed(config.seed + step)  # another window draws other crops and other noise
     crops, stems = pack_crops(Path(args.pack), start, config)
     window.log(f"pack decoded: {crops.photo_count} photos, {crops.synthetic_count} synthetic pictures "
@@ -273,17 +273,17 @@ def main() -> None:
     # The CPU keeps its own batch, crop and learning rate; what the model is trained to be goes with it.
     returned_config = replace(cpu_config, ema_decay=config.ema_decay, synthetic_share=config.synthetic_share,
                               extra=extra)
-    state = {
-        "model": on_cpu(trainer.model.state_dict()), "optimizer": portable_optimizer_state(trainer.optimizer),
-        "ema_model": on_cpu(trainer.average.state_dict()) if trainer.average is not None else None,
-        "step": step, "pixels_seen": start.get("pixels_seen", 0) + window_pixels,
-        "seconds_trained": start.get("seconds_trained", 0.0) + training_seconds,
-        "model_config": model_config.to_dict(), "train_config": returned_config.to_dict(),
-        "rng": rng_state(np.random.default_rng([config.seed, step])), "validation_stems": stems,
-    }
+    checkpoint = Checkpoint(
+        model=on_cpu(trainer.model.state_dict()), optimizer=portable_optimizer_state(trainer.optimizer),
+        ema_model=on_cpu(trainer.average.state_dict()) if trainer.average is not None else None,
+        step=step, pixels_seen=(start.pixels_seen if start else 0) + window_pixels,
+        seconds_trained=(start.seconds_trained if start else 0.0) + training_seconds,
+        model_config=model_config, train_config=returned_config,
+        rng=rng_state(np.random.default_rng([config.seed, step])), validation_stems=stems,
+    )
     piece_bytes = int(args.piece_mb * MiB)
-    data, kept = fitted_checkpoint(state, piece_bytes)
-    pieces = write_pieces(data, Path(args.out), {"step": step, "pixels_seen": state["pixels_seen"], "kept": kept},
+    data, kept = fitted_checkpoint(checkpoint, piece_bytes)
+    pieces = write_pieces(data, Path(args.out), {"step": step, "pixels_seen": checkpoint.pixels_seen, "kept": kept},
                           piece_bytes)
     window.log(f"checkpoint: step {step}, {len(data) / MiB:.1f} MiB in {len(pieces)} pieces, {kept}")
     report(window, args, training_started, training_seconds, first_step_seconds, window_pixels, steady_rate,

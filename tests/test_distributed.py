@@ -14,7 +14,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
-from aecodec.train.loop import load_checkpoint  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
 from helpers import photo_like  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
@@ -54,7 +54,8 @@ def rank_main(rank, ports, photos, out):
     runs = [("straight", 4, TINY, None), ("split", 2, TINY, None), ("split", 4, None, f"{out}/split/last.ckpt")]
     for port, (name, steps, model_config, resume) in zip(ports, runs):
         os.environ["MASTER_PORT"] = str(port)  # each run starts and ends its own process group
-        loop.train(config(photos, steps), model_config, f"{out}/{name}", resume=resume)
+        checkpoint = load_checkpoint(resume) if resume else None
+        loop.train(config(photos, steps), model_config, f"{out}/{name}", resume=checkpoint)
         torch.save(built[-1].state_dict(), f"{out}/{name}_rank{rank}.pt")
 
 
@@ -92,17 +93,17 @@ def test_both_ranks_hold_identical_weights(two_rank_runs):
 def test_two_rank_run_resumes_exactly(two_rank_runs):
     straight = load_checkpoint(two_rank_runs / "straight" / "last.ckpt")
     resumed = load_checkpoint(two_rank_runs / "split" / "last.ckpt")
-    assert straight["step"] == resumed["step"] == 4
-    assert_same(straight["model"], resumed["model"])
-    assert_same(straight["model"], torch.load(two_rank_runs / "straight_rank0.pt"))
+    assert straight.step == resumed.step == 4
+    assert_same(straight.model, resumed.model)
+    assert_same(straight.model, torch.load(two_rank_runs / "straight_rank0.pt"))
 
 
 def test_each_rank_draws_its_own_crops_and_all_are_counted(two_rank_runs):
     checkpoint = load_checkpoint(two_rank_runs / "straight" / "last.ckpt")
-    assert checkpoint["pixels_seen"] == 4 * WORLD * BATCH * CROP * CROP
-    streams = [state["numpy"]["state"] for state in checkpoint["rng"]["ranks"]]
+    assert checkpoint.pixels_seen == 4 * WORLD * BATCH * CROP * CROP
+    streams = [state["numpy"]["state"] for state in checkpoint.rng["ranks"]]
     assert len(streams) == WORLD and streams[0] != streams[1]
-    assert checkpoint["rng"]["numpy"] == checkpoint["rng"]["ranks"][0]["numpy"]
+    assert checkpoint.rng["numpy"] == checkpoint.rng["ranks"][0]["numpy"]
 
 
 def test_only_rank_zero_writes_logs(two_rank_runs):

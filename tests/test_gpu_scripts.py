@@ -11,7 +11,8 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
-from aecodec.train.loop import load_checkpoint, train  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
+from aecodec.train.loop import train  # noqa: E402
 from aecodec.train.model import HyperpriorModel  # noqa: E402
 from helpers import photo_like, source_tree_env  # noqa: E402
 
@@ -22,8 +23,9 @@ from gpu_limits import RETURN_FILES, LimitError, check_return  # noqa: E402
 from gpu_pieces import fitted_checkpoint, join_pieces, write_pieces  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
-LOOP_KEYS = {"model", "optimizer", "ema_model", "step", "pixels_seen", "seconds_trained", "model_config",
-             "train_config", "rng", "validation_stems"}
+# A checkpoint file's keys, as loop.py wrote them before checkpoint.py: older files must keep loading.
+CHECKPOINT_KEYS = {"model", "optimizer", "ema_model", "step", "pixels_seen", "seconds_trained", "model_config",
+                   "train_config", "rng", "validation_stems"}
 
 
 def run(args, cwd, **env):
@@ -55,11 +57,11 @@ def window(tmp_path_factory):
 def test_pack_holds_weights_photos_and_synthetic_bank_but_not_held_out_photos(window):
     pack = window["work"] / "pack"
     stems = {p.stem for p in (pack / "photos").glob("*.jpg")}
-    held_out = set(window["start"]["validation_stems"])
+    held_out = set(window["start"].validation_stems)
     assert len(held_out) == 2 and not stems & held_out and len(stems) == 10
     assert len(list((pack / "synthetic").glob("*.png"))) == 4
-    start = torch.load(pack / "start.pt", weights_only=False)
-    assert "optimizer" not in start and "ema_model" not in start  # one copy of the weights travels
+    start = load_checkpoint(pack / "start.pt")
+    assert start.optimizer is None and start.ema_model is None  # one copy of the weights travels
     assert "travels: tree" in window["packed"] and "(limit 64 MiB)" in window["packed"]
 
 
@@ -74,16 +76,17 @@ def test_dry_run_checks_both_ways_and_states_the_needed_rate(window):
     assert manifest["kept"] == "Adam moments in fp32"
 
 
-def test_joined_checkpoint_has_loop_keys_and_continues_the_cpu_run(window):
-    start, gpu = window["start"], load_checkpoint(window["work"] / "gpu" / "last.ckpt")
-    assert set(gpu) == LOOP_KEYS
-    assert gpu["step"] > start["step"]
-    assert gpu["pixels_seen"] == start["pixels_seen"] + (gpu["step"] - start["step"]) * 2 * 64 * 64
-    assert gpu["ema_model"] is not None and gpu["optimizer"]["state"]
-    assert gpu["validation_stems"] == start["validation_stems"]
+def test_joined_checkpoint_has_the_keys_and_continues_the_cpu_run(window):
+    path = window["work"] / "gpu" / "last.ckpt"
+    start, gpu = window["start"], load_checkpoint(path)
+    assert set(torch.load(path, weights_only=False)) == CHECKPOINT_KEYS
+    assert gpu.step > start.step
+    assert gpu.pixels_seen == start.pixels_seen + (gpu.step - start.step) * 2 * 64 * 64
+    assert gpu.ema_model is not None and gpu.optimizer["state"]
+    assert gpu.validation_stems == start.validation_stems
     # The CPU run's own settings come back, the window only recorded beside them.
-    assert gpu["train_config"]["batch"] == 2 and gpu["train_config"]["lr"] == start["train_config"]["lr"]
-    assert gpu["train_config"]["extra"]["gpu_windows"][-1]["lr"] == 1e-4
+    assert gpu.train_config.batch == 2 and gpu.train_config.lr == start.train_config.lr
+    assert gpu.train_config.extra["gpu_windows"][-1]["lr"] == 1e-4
 
 
 def test_cli_resumes_the_joined_checkpoint(window):
@@ -91,27 +94,27 @@ def test_cli_resumes_the_joined_checkpoint(window):
     run([sys.executable, "-m", "aecodec", "train", "--resume", "gpu/last.ckpt", "--data", str(window["source"]),
          "--out", "again", "--minutes", "0.02", "--threads", "1"], cwd=work)
     gpu, resumed = load_checkpoint(work / "gpu" / "last.ckpt"), load_checkpoint(work / "again" / "last.ckpt")
-    assert resumed["step"] > gpu["step"]
-    assert resumed["validation_stems"] == gpu["validation_stems"]
+    assert resumed.step > gpu.step
+    assert resumed.validation_stems == gpu.validation_stems
 
 
 def test_checkpoint_sheds_adam_moments_before_it_would_not_come_back(window, tmp_path):
-    state = load_checkpoint(window["work"] / "gpu" / "last.ckpt")
-    full, kept = fitted_checkpoint(state, piece_bytes=2**20)
+    checkpoint = load_checkpoint(window["work"] / "gpu" / "last.ckpt")
+    full, kept = fitted_checkpoint(checkpoint, piece_bytes=2**20)
     assert kept == "Adam moments in fp32"
     # Pieces so small that six (eight files less the manifest and the log) cannot hold it all.
     piece = len(full) // 6 - 1
-    data, kept = fitted_checkpoint(state, piece_bytes=piece)
+    data, kept = fitted_checkpoint(checkpoint, piece_bytes=piece)
     assert kept == "Adam moments in bf16" and len(data) <= 6 * piece
     with pytest.raises(LimitError):
-        fitted_checkpoint(state, piece_bytes=len(full) // 40)
+        fitted_checkpoint(checkpoint, piece_bytes=len(full) // 40)
     with pytest.raises(LimitError):
-        fitted_checkpoint(state, piece_bytes=16 * 2**20)  # a 16 MiB file does not come back
+        fitted_checkpoint(checkpoint, piece_bytes=16 * 2**20)  # a 16 MiB file does not come back
     write_pieces(data, tmp_path / "out", {}, piece_bytes=piece)
     joined = load_checkpoint(join_pieces(tmp_path / "out", tmp_path / "last.ckpt"))
     model = HyperpriorModel(TINY)
     optimizer = torch.optim.Adam(model.parameters())
-    optimizer.load_state_dict(joined["optimizer"])  # bf16 moments come back as the fp32 Adam's own
+    optimizer.load_state_dict(joined.optimizer)  # bf16 moments come back as the fp32 Adam's own
     assert all(s["exp_avg"].dtype == torch.float32 for s in optimizer.state.values())
 
 

@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 from aecodec.codec import Codec  # noqa: E402
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
 from aecodec.train.export import export  # noqa: E402
-from aecodec.train.loop import load_checkpoint, train  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
+from aecodec.train.loop import train  # noqa: E402
 from helpers import photo_like  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
@@ -33,18 +34,18 @@ def config(photos, steps):
 def test_resume_continues_exactly(photos, tmp_path):
     straight = train(config(photos, 4), TINY, tmp_path / "straight")
     train(config(photos, 2), TINY, tmp_path / "split")
-    resumed = train(config(photos, 4), None, tmp_path / "split", resume=tmp_path / "split" / "last.ckpt")
+    resumed = train(config(photos, 4), None, tmp_path / "split", resume=load_checkpoint(tmp_path / "split" / "last.ckpt"))
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
-    assert a["step"] == b["step"] == 4
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    assert a.step == b.step == 4
+    for key, value in a.model.items():
+        assert torch.equal(value, b.model[key]), key
 
 
 def test_checkpoint_carries_configs_and_validation_log(photos, tmp_path):
     path = train(config(photos, 2), TINY, tmp_path)
     checkpoint = load_checkpoint(path)
-    assert ModelConfig(**checkpoint["model_config"]) == TINY
-    assert checkpoint["pixels_seen"] == 2 * 2 * 64 * 64
+    assert checkpoint.model_config == TINY and checkpoint.train_config == config(photos, 2)
+    assert checkpoint.pixels_seen == 2 * 2 * 64 * 64
     rows = (tmp_path / "validation.csv").read_text().splitlines()
     assert rows[0].startswith("step,pixels_seen,level,bpp,psnr") and len(rows) == 1 + 4
 
@@ -83,7 +84,6 @@ def test_extrapolated_levels_reach_lower_rates(photos, tmp_path):
 
 def test_checkpoint_recovered_from_weights_matches_and_resumes(photos, tmp_path):
     from aecodec.train.export import prepare_for_export
-    from aecodec.train.loop import model_from_checkpoint
     from aecodec.train.recover import checkpoint_from_weights
     path = train(config(photos, 3), TINY, tmp_path / "run")
     export(path, tmp_path / "bundle", photos, calibration_images=2, extrapolated_levels=2)
@@ -103,8 +103,8 @@ def test_checkpoint_recovered_from_weights_matches_and_resumes(photos, tmp_path)
         mass = [torch.sigmoid(p.hyper_prior.logits_cdf(values + 0.5)) - torch.sigmoid(p.hyper_prior.logits_cdf(values - 0.5))
                 for p in (original, recovered)]
         assert (mass[0] - mass[1]).abs().sum(-1).max() < 0.1  # refitted from the integer pmfs
-    resumed = train(config(photos, 4), None, tmp_path / "recovered", resume=recovered_path)
-    assert load_checkpoint(resumed)["step"] == 4
+    resumed = train(config(photos, 4), None, tmp_path / "recovered", resume=load_checkpoint(recovered_path))
+    assert load_checkpoint(resumed).step == 4
 
 
 def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
@@ -113,7 +113,7 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
     from aecodec.cli import main
     # The bundle's training config stops at step 2; a command-line run is budgeted by time alone.
     path = train(config(photos, 2), TINY, tmp_path / "run")
-    steps = load_checkpoint(path)["step"]
+    steps = load_checkpoint(path).step
     export(path, tmp_path / "bundle", photos, calibration_images=2)
     args = ["train", "--data", str(photos), "--out", str(tmp_path / "again"), "--minutes", "0.01", "--threads", "1",
             "--batch-size", "2", "--crop", "64"]
@@ -124,13 +124,13 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
                               catch_exceptions=False)
     assert done.exit_code == 0, done.output
     trained = load_checkpoint(tmp_path / "again" / "last.ckpt")
-    assert (trained["train_config"]["ema_decay"], trained["train_config"]["synthetic_share"],
-            trained["train_config"]["lr_decay_fraction"]) == (0.5, 0.5, 0.1)
-    assert trained["model_config"]["levels"] == TINY.levels + 1 and trained["ema_model"] is not None
+    assert (trained.train_config.ema_decay, trained.train_config.synthetic_share,
+            trained.train_config.lr_decay_fraction) == (0.5, 0.5, 0.1)
+    assert trained.model_config.levels == TINY.levels + 1 and trained.ema_model is not None
     fresh = CliRunner().invoke(main, [*args, "--add-top-levels", "1"])
     assert fresh.exit_code != 0 and "give --resume or --init-weights" in fresh.output
     assert (tmp_path / "again" / "from_weights.ckpt").is_file()
-    assert load_checkpoint(tmp_path / "again" / "last.ckpt")["step"] > steps, done.output
+    assert load_checkpoint(tmp_path / "again" / "last.ckpt").step > steps, done.output
 
 
 def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
@@ -156,16 +156,18 @@ def test_gdn_gammas_below_zero_can_come_back():
 
 
 def test_moving_average_is_kept_resumed_and_exported(photos, tmp_path):
-    from aecodec.train.loop import model_from_checkpoint
     run = replace(config(photos, 3), ema_decay=0.5)
     path = train(run, TINY, tmp_path / "run")
     checkpoint = load_checkpoint(path)
-    raw, average = checkpoint["model"], checkpoint["ema_model"]
+    raw, average = checkpoint.model, checkpoint.ema_model
     assert any(not torch.equal(raw[k], average[k]) for k in raw)
     exported = model_from_checkpoint(checkpoint).state_dict()
     assert all(torch.equal(exported[k], average[k]) for k in average)
-    resumed = load_checkpoint(train(replace(run, max_steps=4), None, tmp_path / "run", resume=path))
-    assert resumed["step"] == 4 and resumed["ema_model"] is not None
+    moments = {i: state["exp_avg"].clone() for i, state in checkpoint.optimizer["state"].items()}
+    resumed = load_checkpoint(train(replace(run, max_steps=4), None, tmp_path / "run", resume=checkpoint))
+    assert resumed.step == 4 and resumed.ema_model is not None
+    # The checkpoint handed in is left as it was, so it can start another run.
+    assert all(torch.equal(moments[i], state["exp_avg"]) for i, state in checkpoint.optimizer["state"].items())
 
 
 def test_learning_rate_drops_tenfold_for_the_last_part_of_the_run():
@@ -195,30 +197,28 @@ def test_synthetic_share_mixes_graphics_into_batches(photos):
 
 def test_extra_top_levels_keep_the_trained_ones_and_train_on(photos, tmp_path):
     from aecodec.train.levels import with_extra_top_levels
-    from aecodec.train.loop import save_checkpoint
     path = train(replace(config(photos, 2), ema_decay=0.9), TINY, tmp_path / "run")
     checkpoint = load_checkpoint(path)
     extended = with_extra_top_levels(checkpoint, 1)
-    new_config = ModelConfig(**extended["model_config"])
+    new_config = extended.model_config
     assert new_config.levels == TINY.levels + 1
     assert np.allclose(new_config.lambdas()[:-1], TINY.lambdas())  # the trained levels keep their lambdas
     assert new_config.lambdas()[-1] > TINY.lambda_max
     for key in ("model", "ema_model"):
-        old, new = checkpoint[key]["log_gain"], extended[key]["log_gain"]
+        old, new = getattr(checkpoint, key)["log_gain"], getattr(extended, key)["log_gain"]
         assert torch.equal(new[:-1], old) and torch.allclose(new[-1], 2 * old[-1] - old[-2])
     save_checkpoint(tmp_path / "extended.ckpt", extended)
     resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
-                                    resume=tmp_path / "extended.ckpt"))
-    assert resumed["step"] == 3 and resumed["model"]["log_gain"].shape[0] == TINY.levels + 1
+                                    resume=load_checkpoint(tmp_path / "extended.ckpt")))
+    assert resumed.step == 3 and resumed.model["log_gain"].shape[0] == TINY.levels + 1
 
 
 def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos, tmp_path):
-    from aecodec.train.loop import model_from_checkpoint, save_checkpoint
     from aecodec.train.widen import with_wider_latent
     path = train(replace(config(photos, 2), ema_decay=0.9), TINY, tmp_path / "run")
     checkpoint = load_checkpoint(path)
     wide = with_wider_latent(checkpoint, 20)
-    assert ModelConfig(**wide["model_config"]).latent_channels == 20
+    assert wide.model_config.latent_channels == 20
     narrow_model, wide_model = (model_from_checkpoint(c).eval() for c in (checkpoint, wide))
     x = torch.from_numpy(photo_like(64, 64, seed=5).transpose(2, 0, 1).copy()).float()[None] / 255
     level = torch.tensor([1.0])
@@ -237,5 +237,5 @@ def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos,
         with_wider_latent(checkpoint, 12)
     save_checkpoint(tmp_path / "wide.ckpt", wide)
     resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
-                                    resume=tmp_path / "wide.ckpt"))
-    assert resumed["step"] == 3 and resumed["model"]["analysis.6.weight"].shape[0] == 20
+                                    resume=load_checkpoint(tmp_path / "wide.ckpt")))
+    assert resumed.step == 3 and resumed.model["analysis.6.weight"].shape[0] == 20

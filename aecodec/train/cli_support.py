@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .levels import with_extra_top_levels
+from .loop import train
 from .widen import with_wider_latent
-from .loop import load_checkpoint, save_checkpoint, train
 
 
 def fast_bf16_cpu() -> bool:
@@ -29,23 +30,15 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
         bf16 = device == "cuda" or fast_bf16_cpu()
-    stored = None  # the checkpoint's training config, read once
-    if add_top_levels or widen_latent:
-        if not resume:
-            raise ValueError("--add-top-levels and --widen-latent change a trained model: "
-                             "give --resume or --init-weights")
-        checkpoint = load_checkpoint(resume)
-        if widen_latent:
-            checkpoint = with_wider_latent(checkpoint, widen_latent)
-        if add_top_levels:
-            checkpoint = with_extra_top_levels(checkpoint, add_top_levels)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        resume = Path(out) / "reshaped.ckpt"
-        save_checkpoint(resume, checkpoint)
-        stored = checkpoint["train_config"]
-    elif resume:
-        stored = load_checkpoint(resume)["train_config"]
-    config = TrainConfig(**stored) if stored is not None else TrainConfig()
+    checkpoint = load_checkpoint(resume) if resume else None  # read once, here, and handed to train()
+    if (add_top_levels or widen_latent) and checkpoint is None:
+        raise ValueError("--add-top-levels and --widen-latent change a trained model: "
+                         "give --resume or --init-weights")
+    if widen_latent:
+        checkpoint = with_wider_latent(checkpoint, widen_latent)
+    if add_top_levels:
+        checkpoint = with_extra_top_levels(checkpoint, add_top_levels)
+    config = checkpoint.train_config if checkpoint is not None else TrainConfig()
     # A command-line run is budgeted by time: a step limit or validation interval left in the
     # checkpoint by a scripted run (bench/train_ablation.py) must not cut it short or silence it.
     changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,
@@ -55,5 +48,5 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
                 "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share}
     changes.update({k: v for k, v in optional.items() if v is not None})
     config = replace(config, **changes)
-    model_config = None if resume else ModelConfig(channels=channels, latent_channels=latent_channels)
-    return train(config, model_config, out, resume)
+    model_config = None if checkpoint is not None else ModelConfig(channels=channels, latent_channels=latent_channels)
+    return train(config, model_config, out, checkpoint)

@@ -48,7 +48,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # >0 keeps an exponential moving average of the weights; export ships it
     lr_decay_fraction: float = 0.0  # the last part of the run (by steps, else by time) trains at lr / 10
     synthetic_share: float = 0.0  # share of crops drawn from synthetic graphics instead of photos
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # records kept beside the run: scripts/gpu_train.py's windows
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,9 +21,9 @@ from torch import nn
 from .. import probability
 from ..bundle import HASHED_FILES, HYPER_STRIDE, model_id_of, write_card, write_tables
 from ..fixedpoint import quantize_layers
-from .config import TrainConfig
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import list_images, load_photo, split_validation
-from .loop import VALIDATION_SIDE, centre_crop, load_checkpoint, model_from_checkpoint
+from .loop import VALIDATION_SIDE, centre_crop
 from .model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
 
 OPSET = 17
@@ -111,9 +111,8 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
     export_onnx(model.synthesis, cfg.latent_channels, out / "synthesis.onnx")
 
     # Calibrate on held-out training photos: the same ones validation uses, never Kodak.
-    stems = checkpoint.get("validation_stems")
-    _, held_out = split_validation(list_images(calibration_dir), calibration_images, stems)
-    max_side = checkpoint["train_config"].get("max_side", TrainConfig.max_side)  # as training loaded them
+    _, held_out = split_validation(list_images(calibration_dir), calibration_images, checkpoint.validation_stems)
+    max_side = checkpoint.train_config.max_side  # as training loaded them
     photos = [p for p in (load_photo(path, max_side, HYPER_STRIDE) for path in held_out) if p is not None]
     if not photos:
         raise ValueError(f"no calibration photo of at least {HYPER_STRIDE}x{HYPER_STRIDE} pixels in {calibration_dir}")
@@ -127,9 +126,9 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
     card = {
         "format": "aecodec-weights", "version": 1, "model_id": model_id.hex(),
         "architecture": "variable-rate mean-scale hyperprior (gain units), simplified GDN, sub-pixel synthesis",
-        "model_config": cfg.to_dict(), "train_config": checkpoint["train_config"],
-        "training_steps": checkpoint["step"], "pixels_seen": checkpoint["pixels_seen"],
-        "training_seconds": round(checkpoint.get("seconds_trained", 0.0)),
+        "model_config": cfg.to_dict(), "train_config": checkpoint.train_config.to_dict(),
+        "training_steps": checkpoint.step, "pixels_seen": checkpoint.pixels_seen,
+        "training_seconds": round(checkpoint.seconds_trained),
         "lambda_range": [cfg.lambda_min, cfg.lambda_max],
         "extrapolated_levels": extrapolated_levels,  # gain rows below lambda_min, see extrapolate_gains
         "data": "photographs listed in shared/data/train/MANIFEST.tsv (Kodak never used)",

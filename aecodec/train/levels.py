@@ -11,9 +11,11 @@ export extrapolates below the lowest), with lambdas at the same log spacing::
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
+from .checkpoint import Checkpoint
 from .config import ModelConfig
 from .model import HyperpriorModel
 
@@ -32,25 +34,28 @@ def extend_rows(table: torch.Tensor, extra: int) -> torch.Tensor:
     return torch.cat([table, above])
 
 
-def with_extra_top_levels(checkpoint: dict, extra: int) -> dict:
+def extended_state(state: dict | None, extra: int, config: ModelConfig) -> dict | None:
+    """A model state_dict with extra gain rows above the top, and the lambdas of config."""
+    if state is None:
+        return None
+    out = dict(state)
+    for name in ("log_gain", "log_inverse_gain"):
+        out[name] = extend_rows(state[name], extra)
+    out["log_lambda"] = torch.log(torch.tensor(config.lambdas(), dtype=state["log_lambda"].dtype))
+    return out
+
+
+def with_extra_top_levels(checkpoint: Checkpoint, extra: int) -> Checkpoint:
     """A copy of checkpoint with extra levels above its top; Adam restarts its moments for the gains."""
-    config = ModelConfig(**checkpoint["model_config"])
+    config = checkpoint.model_config
     new_config = extended_config(config, extra)
-    out = dict(checkpoint, model_config=new_config.to_dict())
-    for key in ("model", "ema_model"):
-        if checkpoint.get(key) is None:
-            continue
-        state = dict(checkpoint[key])
-        for name in ("log_gain", "log_inverse_gain"):
-            state[name] = extend_rows(state[name], extra)
-        state["log_lambda"] = torch.log(torch.tensor(new_config.lambdas(), dtype=state["log_lambda"].dtype))
-        out[key] = state
     # The optimiser's moments for the gain tables have the old shape: drop them (and only them).
-    optimizer = checkpoint.get("optimizer")
+    optimizer = checkpoint.optimizer
     if optimizer is not None:
         # Adam's state is keyed by position in model.parameters(), which skips buffers.
         parameter_names = [name for name, _ in HyperpriorModel(config).named_parameters()]
         gains = {i for i, n in enumerate(parameter_names) if n in ("log_gain", "log_inverse_gain")}
-        state = {i: s for i, s in optimizer["state"].items() if i not in gains}
-        out["optimizer"] = {**optimizer, "state": state}
-    return out
+        optimizer = {**optimizer, "state": {i: s for i, s in optimizer["state"].items() if i not in gains}}
+    return replace(checkpoint, model_config=new_config, optimizer=optimizer,
+                   model=extended_state(checkpoint.model, extra, new_config),
+                   ema_model=extended_state(checkpoint.ema_model, extra, new_config))

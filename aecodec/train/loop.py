@@ -3,16 +3,17 @@
 A typical run looks like this::
 
     run = train(TrainConfig(data="photos/", minutes=60), ModelConfig(), out_dir="runs/main")
-    train(TrainConfig(minutes=60), None, out_dir="runs/main", resume="runs/main/last.ckpt")
+    train(TrainConfig(minutes=60), None, out_dir="runs/main", resume=load_checkpoint("runs/main/last.ckpt"))
+
+load_checkpoint is checkpoint.py's, which alone knows what a checkpoint holds.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
-import os
-import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,31 +21,43 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
+from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import CropSampler, list_images, load_photo, split_validation
 from .model import HyperpriorModel, rd_loss
 
 VALIDATION_LEVELS = 4  # rates logged per validation pass, spread over all levels
 VALIDATION_SIDE = 512  # held-out photos are centre-cropped to at most this
+LOG_STEPS = 20  # the progress bar and train.csv show means over this many steps
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary file, then rename, so a kill never leaves half a checkpoint."""
-    tmp = path.with_suffix(".ckpt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+@dataclass
+class Run:
+    """One rank's training state: what the loop changes as it goes, and what a checkpoint keeps."""
+
+    model: HyperpriorModel
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator  # this rank's crops and levels; torch's generator draws the rounding noise
+    ranks: distributed.Ranks
+    device: str
+    average: HyperpriorModel | None = None  # moving average of the weights, when config.ema_decay > 0
+    step: int = 0
+    pixels_seen: int = 0  # over all ranks
+    seconds_trained: float = 0.0
+
+    @property
+    def scored(self) -> HyperpriorModel:
+        """The weights validation scores and export ships: the moving average where there is one."""
+        return self.average if self.average is not None else self.model
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+@dataclass(frozen=True)
+class Data:
+    """The photos a run trains and validates on, loaded once."""
 
-
-def model_from_checkpoint(checkpoint: dict, averaged: bool = True) -> HyperpriorModel:
-    """The checkpoint's network: its moving average of the weights where it keeps one."""
-    model = HyperpriorModel(ModelConfig(**checkpoint["model_config"]))
-    use_average = averaged and checkpoint.get("ema_model") is not None
-    model.load_state_dict(checkpoint["ema_model"] if use_average else checkpoint["model"])
-    return model
+    sampler: CropSampler  # training crops
+    held_out: list[Path]  # every rank knows them: the checkpoint keeps their stems
+    validation: list[np.ndarray]  # their pixels, on rank 0 alone, which validates
 
 
 @torch.no_grad()
@@ -62,16 +75,6 @@ def learning_rate(config: TrainConfig, step: int, start_step: int, elapsed: floa
     else:
         progress = elapsed / max(config.minutes * 60, 1e-9)
     return config.lr * (0.1 if progress >= 1 - config.lr_decay_fraction else 1.0)
-
-
-def rng_state(rng: np.random.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": rng.bit_generator.state, "python": random.getstate()}
-
-
-def restore_rng(state: dict, rng: np.random.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    rng.bit_generator.state = state["numpy"]
-    random.setstate(state["python"])
 
 
 def centre_crop(photo: np.ndarray, side: int) -> np.ndarray:
@@ -121,49 +124,43 @@ def load_photos(paths: list[Path], config: TrainConfig, what: str, quiet: bool =
     return photos
 
 
-def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | Path,
-          resume: str | Path | None = None) -> Path:
-    """Train until config.minutes have passed; return the path of the last checkpoint.
-
-    Under torchrun each process runs this with its own rank (see distributed.py).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    ranks, device = distributed.start(config.device)
-    checkpoint = load_checkpoint(resume) if resume else None
-    if checkpoint is not None:
-        model_config = ModelConfig(**checkpoint["model_config"])
-    model_config = model_config or ModelConfig()
+def start_run(config: TrainConfig, model_config: ModelConfig, resume: Checkpoint | None,
+              ranks: distributed.Ranks, device: str) -> Run:
+    """A fresh model, or the resumed one; the order of the random draws here is part of an exact resume."""
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-
     model = HyperpriorModel(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = distributed.seed_rank(config.seed, ranks)  # each rank its own crops and rounding noise
-    step, pixels_seen, seconds_trained = 0, 0, 0.0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        if checkpoint.get("optimizer") is not None:  # a GPU window may bring back no Adam moments
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr  # the new run's learning rate wins
-        step, pixels_seen = checkpoint["step"], checkpoint["pixels_seen"]
-        seconds_trained = checkpoint.get("seconds_trained", 0.0)
-        saved = distributed.saved_rng(checkpoint["rng"], ranks)
-        if saved is not None:
-            restore_rng(saved, rng)
-        else:  # a rank the saved run did not have
-            rng = distributed.seed_rank(config.seed, ranks, step)
-    model = model.to(memory_format=torch.channels_last)
-    average = None
+    run = Run(model, optimizer, rng, ranks, device)
+    if resume is not None:
+        restore(run, resume, config)
+    run.model = model.to(memory_format=torch.channels_last)
     if config.ema_decay > 0:
-        average = copy.deepcopy(model).requires_grad_(False)
-        if checkpoint is not None and checkpoint.get("ema_model") is not None:
-            average.load_state_dict(checkpoint["ema_model"])
-    start_step = step
+        run.average = copy.deepcopy(run.model).requires_grad_(False)
+        if resume is not None and resume.ema_model is not None:
+            run.average.load_state_dict(resume.ema_model)
+    return run
 
-    stems = checkpoint.get("validation_stems") if checkpoint else None
+
+def restore(run: Run, checkpoint: Checkpoint, config: TrainConfig) -> None:
+    """Weights, Adam's moments, counters and this rank's random state, as the checkpoint left them."""
+    run.model.load_state_dict(checkpoint.model)
+    if checkpoint.optimizer is not None:  # a GPU window may bring back no Adam moments
+        # Adam would keep, and update in place, the checkpoint's own tensors: copy them, so the
+        # caller's checkpoint stays as it was (bench/train_ablation.py starts several runs from one).
+        run.optimizer.load_state_dict(copy.deepcopy(checkpoint.optimizer))
+    for group in run.optimizer.param_groups:
+        group["lr"] = config.lr  # the new run's learning rate wins
+    run.step, run.pixels_seen, run.seconds_trained = checkpoint.step, checkpoint.pixels_seen, checkpoint.seconds_trained
+    saved = distributed.saved_rng(checkpoint.rng, run.ranks)
+    if saved is not None:
+        restore_rng(saved, run.rng)
+    else:  # a rank the saved run did not have
+        run.rng = distributed.seed_rank(config.seed, run.ranks, run.step)
+
+
+def load_data(config: TrainConfig, stems: list[str] | None, ranks: distributed.Ranks, out: Path) -> Data:
+    """The photos in memory: training crops on every rank, held-out photos on rank 0."""
     train_paths, val_paths = split_validation(list_images(config.data), config.validation_images, stems)
     quiet = not ranks.leader
     sampler = CropSampler(load_photos(train_paths, config, "training photos", quiet), config.crop,
@@ -171,73 +168,108 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     val_photos = load_photos(val_paths, config, "validation photos", quiet) if ranks.leader else []
     if ranks.leader:
         (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
-    trainer = distributed.wrap(model, ranks, device)
+    return Data(sampler, val_paths, val_photos)
 
-    def save() -> None:
-        """Every rank hands in its random state (so a resume is exact); rank 0 writes."""
-        rng_states = distributed.gather(rng_state(rng), ranks)
-        if ranks.leader:
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "ema_model": average.state_dict() if average is not None else None,
-                "step": step, "pixels_seen": pixels_seen, "seconds_trained": seconds_trained,
-                "model_config": model_config.to_dict(), "train_config": config.to_dict(),
-                "rng": distributed.merged_rng(rng_states), "validation_stems": [p.stem for p in val_paths],
-            })
 
+def save(path: Path, run: Run, config: TrainConfig, data: Data) -> None:
+    """Every rank hands in its random state (so a resume is exact); rank 0 writes."""
+    rng_states = distributed.gather(rng_state(run.rng), run.ranks)
+    if run.ranks.leader:
+        save_checkpoint(path, Checkpoint(
+            model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
+            ema_model=run.average.state_dict() if run.average is not None else None,
+            step=run.step, pixels_seen=run.pixels_seen, seconds_trained=run.seconds_trained,
+            model_config=run.model.config, train_config=config,
+            rng=distributed.merged_rng(rng_states), validation_stems=[p.stem for p in data.held_out]))
+
+
+def validate_to_csv(run: Run, data: Data, out: Path, bf16: bool) -> None:
+    if data.validation:
+        for row in validate(run.scored, data.validation, run.device, bf16):
+            append_csv(out / "validation.csv", {"step": run.step, "pixels_seen": run.pixels_seen, **row})
+
+
+def train_step(run: Run, trainer: torch.nn.Module, sampler: CropSampler, config: TrainConfig, lr: float) -> dict:
+    """One optimiser step on a fresh batch at random levels; returns its metrics."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x = torch.from_numpy(sampler.batch(run.rng, config.batch)).to(run.device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    level = torch.from_numpy(run.rng.uniform(0, run.model.config.levels - 1, config.batch)).float().to(run.device)
+    metrics = rd_loss(trainer(x, level, bf16=config.bf16), x, run.model.lambdas(level))
+    run.optimizer.zero_grad(set_to_none=True)
+    metrics["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    if run.average is not None:
+        update_average(run.average, run.model, config.ema_decay)
+    run.step += 1
+    run.pixels_seen += x.shape[0] * x.shape[2] * x.shape[3] * run.ranks.world
+    return metrics
+
+
+def log_step(window: dict[str, list[float]], metrics: dict, run: Run, bar: tqdm, out: Path) -> None:
+    """Collect the step's loss, bpp and PSNR; every LOG_STEPS steps rank 0 shows and writes their means."""
+    for key, values in window.items():
+        values.append(float(metrics[key].detach().mean()))
+    if run.step % LOG_STEPS:
+        return
+    if run.ranks.leader:
+        means = {k: float(np.mean(v)) for k, v in window.items()}
+        bar.set_postfix(step=run.step, loss=f"{means['loss']:.3f}", bpp=f"{means['bpp']:.3f}",
+                        psnr=f"{means['psnr']:.2f}")
+        append_csv(out / "train.csv", {"step": run.step, "pixels_seen": run.pixels_seen, **means})
+    for values in window.values():
+        values.clear()
+
+
+def train_for_budget(run: Run, trainer: torch.nn.Module, data: Data, config: TrainConfig, out: Path) -> None:
+    """Step until config.minutes (or max_steps) are spent, validating and saving as they fall due."""
     budget = config.minutes * 60
+    start_step = run.step
     start = last_save = last_val = time.monotonic()
     window = {"loss": [], "bpp": [], "psnr": []}
     bar = tqdm(total=int(budget), unit="s", desc="training", dynamic_ncols=True, mininterval=2,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}", disable=quiet)
-    ckpt_path = out / "last.ckpt"
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}", disable=not run.ranks.leader)
     while True:
         t0 = time.monotonic()
         # Rank 0's clock rules: every rank stops, saves and decays the learning rate together.
         elapsed, due_validation, due_save = distributed.leader_values(
             [t0 - start, t0 - last_val > config.validate_minutes * 60, t0 - last_save > config.checkpoint_minutes * 60],
-            ranks, device)
-        if due_validation and val_photos:
-            for row in validate(average if average is not None else model, val_photos, device, config.bf16):
-                append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
+            run.ranks, run.device)
         if due_validation:
+            validate_to_csv(run, data, out, config.bf16)
             last_val = time.monotonic()
         if due_save:
-            save()
+            save(out / "last.ckpt", run, config, data)
             last_save = time.monotonic()
-        if elapsed >= budget or (config.max_steps and step >= config.max_steps):
+        if elapsed >= budget or (config.max_steps and run.step >= config.max_steps):
             break
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step, start_step, elapsed)
-        x = torch.from_numpy(sampler.batch(rng, config.batch)).to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        level = torch.from_numpy(rng.uniform(0, model_config.levels - 1, config.batch)).float().to(device)
-        out_step = trainer(x, level, bf16=config.bf16)
-        metrics = rd_loss(out_step, x, model.lambdas(level))
-        optimizer.zero_grad(set_to_none=True)
-        metrics["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if average is not None:
-            update_average(average, model, config.ema_decay)
-        step += 1
-        pixels_seen += x.shape[0] * x.shape[2] * x.shape[3] * ranks.world
-        seconds_trained += time.monotonic() - t0
-        for key in window:
-            window[key].append(float(metrics[key].detach().mean()))
-        if step % 20 == 0 and ranks.leader:
-            means = {k: float(np.mean(v)) for k, v in window.items()}
-            bar.set_postfix(step=step, loss=f"{means['loss']:.3f}", bpp=f"{means['bpp']:.3f}",
-                            psnr=f"{means['psnr']:.2f}")
-            append_csv(out / "train.csv", {"step": step, "pixels_seen": pixels_seen, **means})
-        if step % 20 == 0:
-            window = {k: [] for k in window}
+        metrics = train_step(run, trainer, data.sampler, config, learning_rate(config, run.step, start_step, elapsed))
+        run.seconds_trained += time.monotonic() - t0  # validating and saving count as training time
+        log_step(window, metrics, run, bar, out)
         bar.update(min(int(time.monotonic() - start), int(budget)) - bar.n)
     bar.close()
-    save()
-    if val_photos:
-        for row in validate(average if average is not None else model, val_photos, device, config.bf16):
-            append_csv(out / "validation.csv", {"step": step, "pixels_seen": pixels_seen, **row})
-    distributed.finish(ranks)
-    return ckpt_path
 
+
+def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | Path,
+          resume: Checkpoint | None = None) -> Path:
+    """Train until config.minutes have passed; return the path of the last checkpoint.
+
+    A resumed run takes its model config from the checkpoint. Under torchrun each process
+    runs this with its own rank (see distributed.py).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ranks, device = distributed.start(config.device)
+    if resume is not None:
+        model_config = resume.model_config
+    run = start_run(config, model_config or ModelConfig(), resume, ranks, device)
+    data = load_data(config, resume.validation_stems if resume is not None else None, ranks, out)
+    train_for_budget(run, distributed.wrap(run.model, ranks, device), data, config, out)
+    save(out / "last.ckpt", run, config, data)
+    validate_to_csv(run, data, out, config.bf16)
+    distributed.finish(ranks)
+    return out / "last.ckpt"

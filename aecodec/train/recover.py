@@ -24,8 +24,8 @@ from onnx import numpy_helper
 
 from ..bundle import read_card, read_tables
 from ..fixedpoint import OUTPUT_FRACTION_BITS
+from .checkpoint import Checkpoint, rng_state, save_checkpoint
 from .config import ModelConfig, TrainConfig
-from .loop import rng_state, save_checkpoint
 from .model import FactorizedPrior, HyperpriorModel
 
 PRIOR_FIT_STEPS = 1500
@@ -125,18 +125,17 @@ def checkpoint_from_weights(weights_dir: str | Path, out_path: str | Path) -> Pa
     folder = Path(weights_dir)
     card = read_card(folder)
     model = model_from_weights(folder)
-    model_config = model.config
     train_config = TrainConfig(**card["train_config"])
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    state = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "step": card["training_steps"], "pixels_seen": card["pixels_seen"],
-        "seconds_trained": float(card.get("training_seconds", 0)),
-        "model_config": model_config.to_dict(), "train_config": train_config.to_dict(),
-        "rng": rng_state(np.random.default_rng(train_config.seed + card["training_steps"])),
-        "validation_stems": None,  # the default hold-out, which the shipped runs used
-    }
+    checkpoint = Checkpoint(
+        model=model.state_dict(), optimizer=optimizer.state_dict(),
+        step=card["training_steps"], pixels_seen=card["pixels_seen"],
+        seconds_trained=float(card.get("training_seconds", 0)),
+        model_config=model.config, train_config=train_config,
+        rng=rng_state(np.random.default_rng(train_config.seed + card["training_steps"])),
+        validation_stems=None,  # the default hold-out, which the shipped runs used
+    )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, state)
+    save_checkpoint(out, checkpoint)
     return out

@@ -25,8 +25,11 @@ teaches it to use them:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
+from .checkpoint import Checkpoint
 from .config import ModelConfig
 from .model import HyperpriorModel
 
@@ -81,22 +84,22 @@ def widen_state(state: dict, old: int, new: int, generator: torch.Generator) -> 
     return out
 
 
-def with_wider_latent(checkpoint: dict, latent_channels: int, seed: int = 0) -> dict:
+def with_wider_latent(checkpoint: Checkpoint, latent_channels: int, seed: int = 0) -> Checkpoint:
     """A copy of checkpoint whose model has latent_channels; Adam restarts the moments of widened tensors."""
-    config = ModelConfig(**checkpoint["model_config"])
+    config = checkpoint.model_config
     old = config.latent_channels
     if latent_channels <= old:
         raise ValueError(f"the latent already has {old} channels; give more than that")
     new_config = ModelConfig(**{**config.to_dict(), "latent_channels": latent_channels})
-    out = dict(checkpoint, model_config=new_config.to_dict())
-    for key in ("model", "ema_model"):
-        if checkpoint.get(key) is not None:
-            generator = torch.Generator().manual_seed(seed)  # the same new rows in the model and its average
-            out[key] = widen_state(checkpoint[key], old, latent_channels, generator)
-    optimizer = checkpoint.get("optimizer")
+    # The same generator seed for the model and its average, so both get the same new rows.
+    model = widen_state(checkpoint.model, old, latent_channels, torch.Generator().manual_seed(seed))
+    average = checkpoint.ema_model
+    if average is not None:
+        average = widen_state(average, old, latent_channels, torch.Generator().manual_seed(seed))
+    optimizer = checkpoint.optimizer
     if optimizer is not None:
         # Adam's state is keyed by position in model.parameters(); drop it where a tensor changed shape.
         names = [name for name, _ in HyperpriorModel(config).named_parameters()]
-        changed = {i for i, name in enumerate(names) if checkpoint["model"][name].shape != out["model"][name].shape}
-        out["optimizer"] = {**optimizer, "state": {i: s for i, s in optimizer["state"].items() if i not in changed}}
-    return out
+        changed = {i for i, name in enumerate(names) if checkpoint.model[name].shape != model[name].shape}
+        optimizer = {**optimizer, "state": {i: s for i, s in optimizer["state"].items() if i not in changed}}
+    return replace(checkpoint, model_config=new_config, model=model, ema_model=average, optimizer=optimizer)
