@@ -310,7 +310,7 @@ def info(file, as_json):
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1)
 @click.option("--codecs", help="Comma-separated subset: aecodec,jpeg,jpeg444,webp,avif,jpeg2000,jxl; "
-                                "aecodec-effort1 .. aecodec-effort5 only when named.")
+                                f"aecodec-effort1 .. aecodec-effort{MAX_EFFORT} only when named.")
 @click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="CompressAI-format results JSON to overlay; repeatable.")
 @click.option("--out", default="bench/results/latest", show_default=True, help="Folder for the report.")

@@ -38,7 +38,7 @@ from aecodec.train.refine import RefineSettings, Refiner, rate_tradeoff  # noqa:
 
 IMAGES = ("kodim01", "kodim04", "kodim07", "kodim13", "kodim19", "kodim23")  # walls, face, flowers, river, fence, birds
 QUALITIES = (15, 45, 75)
-ITERATIONS = (0, 25, 50, 100, 200)
+ITERATIONS = (0, 10, 25, 50, 100, 200)
 
 
 def measure(codec: Codec, refiner: Refiner, rgb: np.ndarray, latent: np.ndarray, analysis_s: float,

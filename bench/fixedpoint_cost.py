@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/fixedpoint_cost.json")
     args = parser.parse_args()
     from aecodec.train.export import hyper_synthesis_layers
-    from aecodec.train.loop import load_checkpoint, model_from_checkpoint
+    from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
     model = model_from_checkpoint(load_checkpoint(args.checkpoint))
     float_layers = hyper_synthesis_layers(model.hyper_synthesis)
     images = [load_image(p).rgb for p in sorted(Path(args.images).glob("*.png"))]

@@ -2,8 +2,9 @@
 
     python bench/readme_results.py --reference ../shared/anchors/kodak/kodak__vtm.json ...
 
-Reads bench/results/kodak/results.json, bench/results/speed/{speed,compressai}.json
-and bench/results/large_image.json, and replaces the text between the
+Reads bench/results/kodak/results.json, bench/results/speed/{speed,compressai}.json,
+bench/results/large_image.json and the --effort results (bench/results/effort_gain.json,
+bench/results/kodak_effort/results.json), and replaces the text between the
 ``<!-- results -->`` and ``<!-- /results -->`` markers in README.md. Every
 figure in that section therefore comes from a file in bench/results/.
 With ``--card weights/main/manifest.json`` it also records our Kodak curve
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aecodec.bench.curves import Curve, load_references  # noqa: E402
 from aecodec.bench.speed import speed_table  # noqa: E402
+from aecodec.effort import EFFORT_ITERATIONS  # noqa: E402
 from aecodec.metrics import bd_rate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,8 +102,50 @@ def standing(ours: Curve, curves: dict[str, Curve]) -> list[str]:
             "(BD-rate over the quality range both cover)."]
 
 
+def encode_seconds_per_mpx(results: dict, codec: str) -> float:
+    rows = [m for m in results["measurements"] if m["codec"] == codec]
+    return sum(m["encode_ms"] for m in rows) / 1e3 / (sum(m["width"] * m["height"] for m in rows) / 1e6)
+
+
+def top_psnr(results: dict, codec: str) -> float:
+    return max((r for r in results["means"] if r["codec"] == codec), key=lambda r: r["quality"])["psnr"]
+
+
+def effort_lines(gain: dict, kodak_effort: dict | None) -> list[str]:
+    """The --effort levels: the subset curve they were chosen from, and the full-Kodak check of the top one."""
+    means = {row["iterations"]: row for row in gain["means"]}
+    lines = [f"`--effort N` refines each image's latents before coding them (same decoder, same format; needs "
+             f"torch). The levels were chosen from the gain against iterations on {len(gain['rows']) // len(means)} "
+             f"Kodak image-quality pairs (`bench/effort_gain.py`, model {gain['model_id']}, {gain['threads']} "
+             f"threads, bf16 {'on' if gain['bf16'] else 'off'}); BD-rate (PSNR-RGB) of the mean curve against "
+             "effort 0, negative is smaller:", "",
+             "| effort | iterations | BD-rate on the subset | encode s/MPx |", "|---:|---:|---:|---:|"]
+    level_of = {iterations: effort for effort, iterations in enumerate(EFFORT_ITERATIONS)}
+    for iterations, row in sorted(means.items()):
+        effort = level_of.get(iterations, "not a level")
+        bd = row.get("bd_rate_psnr_percent")
+        cell = "0 (the reference)" if iterations == 0 else ("n/a" if bd is None else f"{bd:+.1f}%")
+        lines.append(f"| {effort} | {iterations} | {cell} | {row['encode_s_per_mpx']:.1f} |")
+    lines.append("")
+    if kodak_effort:
+        curves = curves_from(kodak_effort)
+        tops = sorted(name for name in curves if name.startswith("aecodec-effort"))
+        for name in tops:
+            qualities = ", ".join(f"{r['quality']:g}" for r in kodak_effort["means"] if r["codec"] == name)
+            lines += [f"All {len({m['image'] for m in kodak_effort['measurements']})} Kodak images at qualities "
+                      f"{qualities} (`aecodec bench --codecs aecodec,{name}`, "
+                      f"[`bench/results/kodak_effort/`](bench/results/kodak_effort/), "
+                      f"{kodak_effort['env']['threads']} threads): **{name} against effort 0: "
+                      f"{bd_cell(curves[name], curves[OURS], 'psnr')}** (PSNR-RGB), "
+                      f"{bd_cell(curves[name], curves[OURS], 'ms_ssim_db')} (MS-SSIM in dB); encode "
+                      f"{encode_seconds_per_mpx(kodak_effort, name):.1f} s/MPx against "
+                      f"{encode_seconds_per_mpx(kodak_effort, OURS):.2f} s/MPx at effort 0. At the top quality it "
+                      f"reaches {top_psnr(kodak_effort, name):.2f} dB, against {top_psnr(kodak_effort, OURS):.2f} dB.", ""]
+    return lines
+
+
 def section(results: dict, references: list[Curve], speed: dict | None, large: dict | None,
-            compressai: dict | None = None) -> str:
+            compressai: dict | None = None, gain: dict | None = None, kodak_effort: dict | None = None) -> str:
     env = results["env"]
     curves = curves_from(results)
     ours = curves[OURS]
@@ -144,6 +188,8 @@ def section(results: dict, references: list[Curve], speed: dict | None, large: d
                   f"{compressai['decompress_ms'] / speed['decompress']['total']:.1f}x as fast.", ""]
     if large:
         lines += [*large_lines(large), ""]
+    if gain:
+        lines += ["### Encode effort", "", *effort_lines(gain, kodak_effort)]
     return "\n".join(lines)
 
 
@@ -166,7 +212,7 @@ def ablation_lines(ablation: dict) -> list[str]:
     return lines + [""]
 
 
-def training_section(card: dict, throughput: dict | None, ablation: dict | None = None) -> str:
+def training_section(card: dict, throughput: dict | None, *ablations: dict | None) -> str:
     """How the shipped model was trained, and how fast training runs here."""
     cfg, train = card["model_config"], card["train_config"]
     hours = card["training_seconds"] / 3600
@@ -199,8 +245,9 @@ def training_section(card: dict, throughput: dict | None, ablation: dict | None 
             lines += ["This CPU has AVX-512 bf16 (or AMX), so bf16 autocast beats fp32 here (above) and `aecodec train` "
                       "uses it; on a CPU without those units bf16 is about ten times slower than fp32, and training "
                       "picks fp32 there.", ""]
-    if ablation:
-        lines += ablation_lines(ablation)
+    for ablation in ablations:
+        if ablation:
+            lines += ablation_lines(ablation)
     return "\n".join(lines)
 
 
@@ -239,18 +286,22 @@ def main() -> None:
     compressai_path = ROOT / "bench/results/speed/compressai.json"
     throughput_path = ROOT / "bench/results/train_throughput.json"
     ablation_path = ROOT / "bench/results/train_ablation.json"
-    speed, large, compressai, throughput, ablation = (
+    cooldown_path = ROOT / "bench/results/train_cooldown.json"
+    gain_path = ROOT / "bench/results/effort_gain.json"
+    kodak_effort_path = ROOT / "bench/results/kodak_effort/results.json"
+    speed, large, compressai, throughput, ablation, cooldown, gain, kodak_effort = (
         json.loads(p.read_text()) if p.exists() else None
-        for p in (speed_path, large_path, compressai_path, throughput_path, ablation_path))
+        for p in (speed_path, large_path, compressai_path, throughput_path, ablation_path, cooldown_path, gain_path,
+                  kodak_effort_path))
     text = args.readme.read_text()
-    body = section(results, load_references(args.reference), speed, large, compressai)
+    body = section(results, load_references(args.reference), speed, large, compressai, gain, kodak_effort)
     text = replace_between(text, START, END, body, args.readme)
     if args.card:
         card = json.loads(args.card.read_text())
         card["kodak_rd"] = card_rd(results)
         args.card.write_text(json.dumps(card, indent=2) + "\n")
-        text = replace_between(text, TRAINING_START, TRAINING_END, training_section(card, throughput, ablation),
-                              args.readme)
+        training = training_section(card, throughput, ablation, cooldown)
+        text = replace_between(text, TRAINING_START, TRAINING_END, training, args.readme)
     args.readme.write_text(text)
 
 

@@ -2,6 +2,8 @@
 
     python bench/train_ablation.py --start runs/ablation/start.ckpt --steps 1500 \\
         --out bench/results/train_ablation.json
+    python bench/train_ablation.py --start runs/main/last.ckpt --steps 1500 \\
+        --variants "long run,long run lr1e-5 cool-down" --out bench/results/train_cooldown.json
 
 Every variant resumes the same checkpoint, trains the same number of pixels (steps x batch x crop^2
 is held fixed, so a 256 crop gets a quarter of the batch), and is then scored on the run's held-out
@@ -25,12 +27,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aecodec.train import loop, model as model_module  # noqa: E402
-from aecodec.train.config import TrainConfig  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from aecodec.train.data import list_images, split_validation  # noqa: E402
 from aecodec.train.model import rd_loss  # noqa: E402
 
 EVAL_LEVELS = (1.0, 3.5, 6.0)  # fixed rates the variants are scored at: low, middle, high
 PIXELS_PER_STEP = 16 * 128 * 128
+
+LONG_RUN = {"lr": 1e-4, "crop": 256, "batch": 4, "ema_decay": 0.999, "synthetic_share": 0.15}
 
 # name -> (TrainConfig changes, whether the model's bounds pass gradient)
 VARIANTS = {
@@ -45,6 +49,11 @@ VARIANTS = {
     "bounds lr1e-4 crop512": ({"lr": 1e-4, "crop": 512, "batch": 1}, True),
     "bounds lr1e-4 crop256 ema0.999": ({"lr": 1e-4, "crop": 256, "batch": 4, "ema_decay": 0.999}, True),
     "bounds lr1e-4 crop256 synthetic15%": ({"lr": 1e-4, "crop": 256, "batch": 4, "synthetic_share": 0.15}, True),
+    # Third round, from a late checkpoint of the long run (--out bench/results/train_cooldown.json):
+    # does a spell at a tenth of the learning rate before shipping pay, against the same pixels at the
+    # long run's own rate? The first is also the long run's next stretch, so it is not spent twice.
+    "long run": (LONG_RUN, True),
+    "long run lr1e-5 cool-down": ({**LONG_RUN, "lr": 1e-5}, True),
 }
 
 
@@ -68,7 +77,7 @@ def plain_clamp(x: torch.Tensor, bound: float) -> torch.Tensor:
 @torch.no_grad()
 def score(checkpoint_path: Path, photos: list[np.ndarray]) -> dict:
     """Mean RD loss, bpp and PSNR per fixed level on held-out photos, latents rounded."""
-    network = loop.model_from_checkpoint(loop.load_checkpoint(checkpoint_path)).eval()
+    network = model_from_checkpoint(load_checkpoint(checkpoint_path)).eval()
     rows = {}
     for level in EVAL_LEVELS:
         losses, bpps, psnrs = [], [], []
@@ -90,22 +99,21 @@ def score(checkpoint_path: Path, photos: list[np.ndarray]) -> dict:
 
 def run_variant(name: str, changes: dict, gradient_bounds: bool, start: Path, steps: int,
                 out_root: Path, threads: int) -> dict:
-    checkpoint = loop.load_checkpoint(start)
-    config = replace(TrainConfig(**checkpoint["train_config"]), **changes)
+    checkpoint = load_checkpoint(start)
+    config = replace(checkpoint.train_config, **changes)
     assert config.batch * config.crop ** 2 == PIXELS_PER_STEP, f"{name}: pixels per step differ"
-    config = replace(config, max_steps=checkpoint["step"] + steps, minutes=1e6, threads=threads,
+    config = replace(config, max_steps=checkpoint.step + steps, minutes=1e6, threads=threads,
                      checkpoint_minutes=1e6, validate_minutes=1e6, seed=1)
     run_dir = out_root / name.replace(" ", "_")
     model_module.lower_bound, saved = (model_module.lower_bound if gradient_bounds else plain_clamp,
                                        model_module.lower_bound)
     try:
         began = time.monotonic()
-        path = loop.train(config, None, run_dir, resume=start)
+        path = loop.train(config, None, run_dir, resume=checkpoint)
         wall = time.monotonic() - began
     finally:
         model_module.lower_bound = saved
-    trained = loop.load_checkpoint(path)
-    seconds = trained["seconds_trained"] - checkpoint.get("seconds_trained", 0.0)
+    seconds = load_checkpoint(path).seconds_trained - checkpoint.seconds_trained
     return {"name": name, "changes": changes, "gradient_bounds": gradient_bounds, "steps": steps,
             "pixels": steps * PIXELS_PER_STEP, "seconds_per_step": seconds / steps, "wall_seconds": wall,
             "checkpoint": str(path)}
@@ -123,12 +131,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     loop.load_photos = load_photos_once()
-    start = loop.load_checkpoint(args.start)
-    _, held_out = split_validation(list_images(TrainConfig(**start["train_config"]).data), 0,
-                                   start["validation_stems"])
-    photos = loop.load_photos(held_out, TrainConfig(**start["train_config"]), "held-out photos")
+    start = load_checkpoint(args.start)
+    _, held_out = split_validation(list_images(start.train_config.data), 0, start.validation_stems)
+    photos = loop.load_photos(held_out, start.train_config, "held-out photos")
     results = json.loads(args.out.read_text()) if args.out.exists() else {"variants": []}
-    results.update({"start_checkpoint_step": start["step"], "start_pixels_seen": start["pixels_seen"],
+    results.update({"start_checkpoint_step": start.step, "start_pixels_seen": start.pixels_seen,
                     "held_out_photos": [p.name for p in held_out], "eval_levels": list(EVAL_LEVELS),
                     "torch": torch.__version__, "threads": args.threads})
     if not any(v["name"] == "start" for v in results["variants"]):
