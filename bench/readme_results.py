@@ -140,7 +140,8 @@ def effort_lines(gain: dict, kodak_effort: dict | None) -> list[str]:
                       f"{bd_cell(curves[name], curves[OURS], 'ms_ssim_db')} (MS-SSIM in dB); encode "
                       f"{encode_seconds_per_mpx(kodak_effort, name):.1f} s/MPx against "
                       f"{encode_seconds_per_mpx(kodak_effort, OURS):.2f} s/MPx at effort 0. At the top quality it "
-                      f"reaches {top_psnr(kodak_effort, name):.2f} dB, against {top_psnr(kodak_effort, OURS):.2f} dB.", ""]
+                      f"reaches {top_psnr(kodak_effort, name):.2f} dB, against {top_psnr(kodak_effort, OURS):.2f} dB."
+                      + (f" {kodak_effort['note']}" if kodak_effort.get("note") else ""), ""]
     return lines
 
 
