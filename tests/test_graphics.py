@@ -12,11 +12,10 @@ from aecodec.codec import Codec
 
 MAX_MEAN_SHIFT = 1.0  # levels of 255: a change of the mean colour below what anyone sees on flat areas
 
-# Where the shipped model (5a9815c124e6700e) still falls short, measured in bench/results/graphics.json.
+# Where the shipped model (a37efb5e118096d2) still falls short, measured in bench/results/graphics.json.
 # Strict: when a retrained model passes, these marks must go, so the guard tightens by itself.
-BELOW_JPEG = {"text_on_blue": "23.27 dB against JPEG's 23.93", "thin_lines": "24.63 dB against 26.05",
-              "user_interface": "30.18 dB against 32.44"}
-DRIFTING = {"thin_lines": "mean shift 1.51 levels against JPEG's 1.34"}
+BELOW_JPEG = {"thin_lines": "25.10 dB against JPEG's 26.05", "user_interface": "30.76 dB against 32.44"}
+DRIFTING = {"thin_lines": "mean shift 1.45 levels against JPEG's 1.34"}
 
 
 def cases(shortfalls: dict) -> list:
