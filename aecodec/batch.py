@@ -60,6 +60,7 @@ class Options:
     allow_large: bool = False
     weights: str | None = None
     effort: int = 0  # compress: refinement level, 0 = the single pass
+    detail: bool = True  # compress: add the detail layer where it pays
     progress: bool = False  # a bar for each refinement (set by run() for a single file)
 
 
@@ -145,7 +146,8 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
         if options.kind == "compress":
             outcome.bytes_in = task.source.stat().st_size
             encoded = codec.encode(task.source, options.quality, options.target_bpp, options.target_size,
-                                   options.allow_large, effort=options.effort, progress=options.progress)
+                                   options.allow_large, effort=options.effort, progress=options.progress,
+                                   detail=options.detail)
             data, outcome.warnings = encoded.data, list(encoded.warnings)
         else:
             data_in = task.source.read_bytes()

@@ -151,9 +151,13 @@ def with_shared(func):
 @click.option("--effort", default=0, show_default=True, type=click.IntRange(0, MAX_EFFORT),
               help="Encoding time for smaller files, same decoder: above 0 refines each image's latents "
                    "(more iterations per level; needs torch, the 'effort' extra).")
+@click.option("--detail/--no-detail", default=True, show_default=True,
+              help="Add pixel corrections where the learned picture misses detail and they pay for their bits "
+                   "(text, lines, high qualities). --no-detail encodes faster and writes files that aecodec "
+                   "builds older than the detail layer (format version 1) can read.")
 @with_shared
-def compress(inputs, quality, target_bpp, target_size, allow_large, effort, output, out_dir, force, jobs, threads,
-             fail_fast, weights):
+def compress(inputs, quality, target_bpp, target_size, allow_large, effort, detail, output, out_dir, force, jobs,
+             threads, fail_fast, weights):
     """Compress images (files or folders) into .aec files.
 
     \b
@@ -170,11 +174,11 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, effort, outp
     if effort:
         check_effort_available()  # one line now, not one per file later
     options = batch.Options("compress", quality, target_bpp, target_size, force=force, allow_large=allow_large,
-                            weights=weights, effort=effort)
+                            weights=weights, effort=effort, detail=detail)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)  # before the work: a refusal should be instant
         encoded = Codec(weights, threads=threads).encode(_read_input(inputs[0]), quality, target_bpp, target_size,
-                                                         allow_large, effort=effort, progress=True)
+                                                         allow_large, effort=effort, progress=True, detail=detail)
         _warn(encoded.warnings)
         _write_result(encoded.data, output, force, stream)
         return
@@ -310,7 +314,8 @@ def info(file, as_json):
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1)
 @click.option("--codecs", help="Comma-separated subset: aecodec,jpeg,jpeg444,webp,avif,jpeg2000,jxl; "
-                                f"aecodec-effort1 .. aecodec-effort{MAX_EFFORT} only when named.")
+                                f"aecodec-effort1 .. aecodec-effort{MAX_EFFORT} and aecodec-nodetail "
+                                "(without the detail layer) only when named.")
 @click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="CompressAI-format results JSON to overlay; repeatable.")
 @click.option("--out", default="bench/results/latest", show_default=True, help="Folder for the report.")
@@ -402,13 +407,17 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
               help="Train the last part of the budget (e.g. 0.15) at lr / 10.")
 @click.option("--synthetic-share", default=None, type=float,
               help="Share of crops drawn as synthetic graphics (text, lines, flat colour) instead of photos.")
+@click.option("--level-balance", default=None, type=float,
+              help="Weigh each crop's loss by (lambda / mid lambda) ** -this, so the low rates count as much as "
+                   "the high ones (0.5 evens them; 0: off).")
 @click.option("--add-top-levels", default=0, show_default=True, type=click.IntRange(0, 4),
               help="With --resume or --init-weights: add rate levels above the highest lambda, same spacing.")
 @click.option("--widen-latent", default=None, type=int,
               help="With --resume or --init-weights: grow the latent to this many channels, keeping what the "
                    "model computes.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
-          bf16, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, add_top_levels, widen_latent):
+          bf16, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, level_balance, add_top_levels,
+          widen_latent):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -431,7 +440,7 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
                         channels=channels, latent_channels=latent_channels, threads=threads, device=device,
                         bf16=bf16, checkpoint_minutes=checkpoint_minutes, ema_decay=ema_decay,
                         lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
-                        add_top_levels=add_top_levels, widen_latent=widen_latent)
+                        add_top_levels=add_top_levels, widen_latent=widen_latent, level_balance=level_balance)
     click.echo(f"checkpoint: {path}", err=True)
 
 

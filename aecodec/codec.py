@@ -14,10 +14,13 @@ Encoding: analysis -> latent * gain(quality) -> hyper-analysis -> rounded
 hyper-latent -> exact integer hyper-synthesis -> (mean, scale index) ->
 residual = round(latent - mean), coded with the table of its scale index.
 Decoding runs the same exact hyper-synthesis, so it picks the same tables.
+Then the encoder decodes what it wrote and adds a detail layer (aecodec/detail.py)
+in the blocks where pixel corrections pay for their bits at the quality's lambda.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import container, entropy, fixedpoint, imageio, limits
+from . import container, detail, entropy, fixedpoint, imageio, limits
 from .bundle import ModelBundle, ModelNotFound, default_weights_root, find_bundle, load_bundle
 from .container import FormatError, Header, Streams
 from .effort import fit_quality_refined, iterations_for, load_refiner
@@ -68,6 +71,16 @@ class Decoded:
 
 def quality_to_level(quality: float, levels: int) -> float:
     return (quality - 1) / 99 * (levels - 1)
+
+
+def rate_tradeoff(bundle: ModelBundle, quality: float) -> float:
+    """lambda of a quality: the trained levels' log-spaced lambdas, continued on the same line for the
+    gain rows that export extrapolated below the lowest trained rate."""
+    config = bundle.card["model_config"]
+    extra = int(bundle.card.get("extrapolated_levels") or 0)
+    level = quality_to_level(quality, bundle.levels) - extra  # in trained levels; negative below them
+    low, high = math.log(config["lambda_min"]), math.log(config["lambda_max"])
+    return math.exp(low + (high - low) * level / max(config["levels"] - 1, 1))
 
 
 def interpolate_rows(table: np.ndarray, level: float) -> np.ndarray:
@@ -197,28 +210,48 @@ class Codec:
         timings.add("entropy_coding", start)
         return hyper, coded
 
-    def pack(self, shape, quality, hyper, latent, layout="RGB", alpha=b"", icc=b"", exif=b"") -> bytes:
+    def detail_stream(self, rgb: np.ndarray, quality: float, hyper: bytes, latent: bytes,
+                      timings: Timings | None = None) -> bytes:
+        """The detail stream for an image whose learned part is coded as hyper and latent; b"" when
+        no block's corrections pay for their bits. Decodes the learned part as a decoder will."""
+        timings = timings or Timings()
+        height, width = rgb.shape[:2]
+        if height * width > detail.MAX_PIXELS:
+            return b""
+        learned = container.Container(Header("RGB", self.model_id, width, height, quality), Streams(hyper, latent))
+        decoded = self.decode_rgb(learned, timings)
+        start = time.perf_counter()
+        chosen = detail.choose(rgb, decoded, rate_tradeoff(self.bundle, quality), self.bundle.latent_tables,
+                               matmul=self.matmul)
+        stream = detail.encode(chosen, height, width, self.bundle.latent_tables) if chosen else b""
+        timings.add("detail", start)
+        return stream
+
+    def pack(self, shape, quality, hyper, latent, layout="RGB", alpha=b"", icc=b"", exif=b"", detail=b"") -> bytes:
         header = Header(layout, self.model_id, shape[1], shape[0], quality)
-        return container.pack(header, Streams(hyper, latent, alpha, icc or b"", exif or b""))
+        return container.pack(header, Streams(hyper, latent, alpha, icc or b"", exif or b"", detail))
 
     def compress(self, image, quality: float | None = None, target_bpp: float | None = None,
                  target_size: int | None = None, allow_large: bool = False, effort: int = 0,
-                 progress: bool = False) -> bytes:
+                 progress: bool = False, detail: bool = True) -> bytes:
         """The bytes of an .aec file; what ``encode`` notes about the input is issued as a warning."""
-        encoded = self.encode(image, quality, target_bpp, target_size, allow_large, effort=effort, progress=progress)
+        encoded = self.encode(image, quality, target_bpp, target_size, allow_large, effort=effort, progress=progress,
+                              detail=detail)
         for note in encoded.warnings:
             warnings.warn(note, stacklevel=2)
         return encoded.data
 
     def encode(self, image, quality: float | None = None, target_bpp: float | None = None,
                target_size: int | None = None, allow_large: bool = False, timed: bool = False,
-               effort: int = 0, progress: bool = False) -> Encoded:
+               effort: int = 0, progress: bool = False, detail: bool = True) -> Encoded:
         """Compress a path, PIL.Image or uint8 array; at most one of quality and the targets.
 
         A target picks the highest quality whose whole file fits the budget.
         Effort above 0 (up to effort.MAX_EFFORT) refines the latents for this image before coding
         them: smaller files for more time, the same decoder. It needs torch (the 'effort' extra);
         progress draws a bar on a terminal meanwhile.
+        detail=False leaves out the detail layer: a faster encode, and a file that version-1 readers
+        (aecodec before the detail layer) can decode, at the cost of fine detail at high qualities.
         """
         iterations = iterations_for(effort)
         refiner = self.refiner() if iterations else None  # before any work: a missing torch fails at once
@@ -238,8 +271,12 @@ class Codec:
         timings = Timings()
         latent = self.analyse(source.rgb, timings)  # the analysis does not depend on quality: run it once
 
+        def finish(q: float, hyper: bytes, coded: bytes) -> bytes:
+            stream = self.detail_stream(source.rgb, q, hyper, coded, timings) if detail else b""
+            return self.pack(source.rgb.shape, q, hyper, coded, detail=stream, **extra)
+
         def encode_at(q: float) -> bytes:
-            return self.pack(source.rgb.shape, q, *self.code_latent(latent, q, timings), **extra)
+            return finish(q, *self.code_latent(latent, q, timings))
 
         def refine_at(q: float) -> bytes:
             gained = latent * self.gain(q)
@@ -247,8 +284,7 @@ class Codec:
             start = time.perf_counter()
             refined = refiner.refine(source.rgb, gained, hyper_latent, q, iterations, progress)
             timings.add("refinement", start)
-            return self.pack(source.rgb.shape, q, *self.code_given(refined.latent, refined.hyper_latent, 1.0, timings),
-                             **extra)
+            return finish(q, *self.code_given(refined.latent, refined.hyper_latent, 1.0, timings))
 
         if target_bpp is None and target_size is None:
             data = refine_at(quality) if iterations else encode_at(quality)
@@ -333,6 +369,15 @@ class Codec:
         """RGB uint8 (H, W, 3) from a parsed container made by this codec's model."""
         timings = timings or Timings()
         header = parsed.header
+        corrections = None
+        if parsed.streams.detail:  # before the networks, so a corrupt stream fails early
+            start = time.perf_counter()
+            try:
+                corrections = detail.decode(parsed.streams.detail, header.height, header.width,
+                                            self.bundle.latent_tables)
+            except detail.DetailError as error:
+                raise FormatError(str(error)) from None
+            timings.add("detail", start)
         _, mean, residual = self.decode_latent(parsed, timings)
         level = quality_to_level(header.quality, self.bundle.levels)
         inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))[:, None, None]
@@ -341,4 +386,9 @@ class Codec:
         x = tiled(lambda t: to_uint8(self.networks.run("synthesis", t)), latent[None], True, self.tile, HALO,
                   self.bundle.latent_stride)
         timings.add("synthesis", start)
-        return to_pixels(x, header.height, header.width)
+        rgb = to_pixels(x, header.height, header.width)
+        if corrections is not None:
+            start = time.perf_counter()
+            rgb = detail.apply(rgb, corrections)
+            timings.add("detail", start)
+        return rgb

@@ -4,15 +4,16 @@ Standard library only: reading a header needs nothing else, and the paths
 that only read one (``aecodec info``, Pillow's ``Image.open``) load no ONNX
 Runtime, which tests/test_imports.py checks. All integers are little-endian.
 
-Format version 1:
+Format version 2 (version 1 is the same without flag bit 2 and the detail stream):
 
 ======  =====  ==============================================================
 offset  bytes  field
 ======  =====  ==============================================================
 0       4      magic ``b"AEC\\x1a"``
-4       1      format version, ``1``
+4       1      format version, ``1`` or ``2``
 5       1      colour layout: 0 RGB, 1 L (grey), 2 RGBA, 3 LA
-6       1      flags: bit 0 ICC profile present, bit 1 EXIF present;
+6       1      flags: bit 0 ICC profile present, bit 1 EXIF present,
+               bit 2 detail layer present (version 2 only);
                other bits must be zero
 7       8      model id: first 8 bytes of the SHA-256 of the weights
 15      4      width in pixels, 1 .. MAX_SIDE
@@ -23,12 +24,18 @@ offset  bytes  field
 33      4      length of the alpha stream: only for layouts RGBA and LA
 ..      4      length of the ICC profile: only when flag bit 0 is set
 ..      4      length of the EXIF block: only when flag bit 1 is set
+..      4      length of the detail stream: only when flag bit 2 is set
 ..      ..     the streams, in the order above
 end-4   4      CRC32 of every byte before it
 ======  =====  ==============================================================
 
 The streams themselves are described in ``aecodec/entropy.py`` (hyper-latent
-and latent) and ``docs/format.md`` (alpha: a PNG of the alpha plane).
+and latent), ``aecodec/detail.py`` (detail) and ``docs/format.md`` (alpha: a
+PNG of the alpha plane).
+
+A file without a detail layer is written as version 1, byte for byte what
+earlier builds wrote, so they can still read it; only a file that needs
+version 2 is written as version 2.
 """
 
 from __future__ import annotations
@@ -38,12 +45,14 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"AEC\x1a"
-VERSION = 1
+VERSION = 2  # the newest version this build reads and writes
+READABLE = (1, 2)
 MAX_SIDE = 65535  # per side; the pixel count is capped separately
 MAX_PIXELS = 1 << 28
 LAYOUTS = ("RGB", "L", "RGBA", "LA")
 FLAG_ICC = 1
 FLAG_EXIF = 2
+FLAG_DETAIL = 4  # version 2
 
 _FIXED = struct.Struct("<4sBBB8sIIHII")
 _LENGTH = struct.Struct("<I")
@@ -75,6 +84,7 @@ class Streams:
     alpha: bytes = b""
     icc: bytes = b""
     exif: bytes = b""
+    detail: bytes = b""  # pixel corrections on top of the synthesis (aecodec/detail.py); needs version 2
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,11 @@ def pack(header: Header, streams: Streams) -> bytes:
     quality = round(header.quality * 100)
     if not 100 <= quality <= 10000:
         raise ValueError(f"quality {header.quality} is outside 1..100")
-    flags = (FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0)
-    parts = [_FIXED.pack(MAGIC, VERSION, LAYOUTS.index(header.layout), flags, header.model_id,
+    flags = (FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0) | (FLAG_DETAIL if streams.detail else 0)
+    version = 2 if streams.detail else 1  # the oldest version that can hold the file, for older readers
+    parts = [_FIXED.pack(MAGIC, version, LAYOUTS.index(header.layout), flags, header.model_id,
                          header.width, header.height, quality, len(streams.hyper), len(streams.latent))]
-    optional = [s for s in (streams.alpha, streams.icc, streams.exif) if s]
+    optional = [s for s in (streams.alpha, streams.icc, streams.exif, streams.detail) if s]
     parts += [_LENGTH.pack(len(s)) for s in optional]
     parts += [streams.hyper, streams.latent, *optional]
     body = b"".join(parts)
@@ -116,21 +127,24 @@ def _read_fixed(data: bytes) -> tuple[Header, int, list[int], int]:
         raise FormatError("not an .aec file (bad magic)")
     if len(data) < 5:
         raise FormatError("truncated .aec file: no version")
-    if data[4] != VERSION:
-        raise FormatError(f"unsupported .aec format version {data[4]}: this build reads version {VERSION}")
+    if data[4] not in READABLE:
+        raise FormatError(f"unsupported .aec format version {data[4]}: this build reads versions "
+                          f"{', '.join(map(str, READABLE))}; a newer aecodec may read it")
     if len(data) < _FIXED.size:
         raise FormatError(f"truncated .aec file: {len(data)} bytes, the header alone needs {_FIXED.size}")
     _, version, layout, flags, model_id, width, height, quality, hyper_len, latent_len = \
         _FIXED.unpack_from(data)
     if layout >= len(LAYOUTS):
         raise FormatError(f"unknown colour layout {layout}")
-    if flags & ~(FLAG_ICC | FLAG_EXIF):
-        raise FormatError(f"unknown flags 0x{flags:02x}")
+    known = FLAG_ICC | FLAG_EXIF | (FLAG_DETAIL if version >= 2 else 0)
+    if flags & ~known:
+        raise FormatError(f"unknown flags 0x{flags:02x} for format version {version}")
     if not 100 <= quality <= 10000:
         raise FormatError(f"quality {quality / 100} is outside 1..100")
     check_dimensions(width, height)
     header = Header(LAYOUTS[layout], model_id, width, height, quality / 100, version)
-    optional = int(header.has_alpha) + int(bool(flags & FLAG_ICC)) + int(bool(flags & FLAG_EXIF))
+    optional = (int(header.has_alpha) + int(bool(flags & FLAG_ICC)) + int(bool(flags & FLAG_EXIF))
+                + int(bool(flags & FLAG_DETAIL)))
     offset = _FIXED.size + optional * _LENGTH.size
     if len(data) < offset:
         raise FormatError("truncated .aec file: header cut short")
@@ -161,7 +175,8 @@ def unpack(data: bytes) -> Container:
     alpha = rest.pop(0) if header.has_alpha else b""
     icc = rest.pop(0) if flags & FLAG_ICC else b""
     exif = rest.pop(0) if flags & FLAG_EXIF else b""
-    names = ["hyper", "latent", "alpha", "icc", "exif"]
-    sizes = {n: len(c) for n, c in zip(names, [hyper, latent, alpha, icc, exif])}
+    detail = rest.pop(0) if flags & FLAG_DETAIL else b""
+    names = ["hyper", "latent", "alpha", "icc", "exif"] + (["detail"] if flags & FLAG_DETAIL else [])
+    sizes = {n: len(c) for n, c in zip(names, [hyper, latent, alpha, icc, exif, detail])}
     sizes["header"] = len(data) - sum(sizes.values())
-    return Container(header, Streams(hyper, latent, alpha, icc, exif), sizes)
+    return Container(header, Streams(hyper, latent, alpha, icc, exif, detail), sizes)

@@ -55,6 +55,7 @@ class EntropyTables:
 
     def __init__(self, pmfs: list[np.ndarray], offsets: np.ndarray):
         self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.pmfs = [np.asarray(p, dtype=np.int64) for p in pmfs]  # what an encoder prices values with
         self.sizes = np.array([len(p) - 1 for p in pmfs], dtype=np.int64)  # without escape
         self.models = []
         for pmf in pmfs:

@@ -133,7 +133,7 @@ def _save(im: Image.Image, fp, filename) -> None:
         im = im.copy()
         im.info.update({k: v.tobytes() if isinstance(v, Image.Exif) else v for k, v in side.items()})
     encoded = codec.encode(im, info.get("quality"), info.get("target_bpp"), info.get("target_size"),
-                           effort=info.get("effort", 0))
+                           effort=info.get("effort", 0), detail=info.get("detail", True))
     fp.write(encoded.data)
     for note in encoded.warnings:  # e.g. frames dropped, 16 bits reduced to 8
         warnings.warn(note, stacklevel=3)

@@ -4,6 +4,8 @@
         --out bench/results/train_ablation.json
     python bench/train_ablation.py --start runs/main/last.ckpt --steps 1500 \\
         --variants "long run,long run lr1e-5 cool-down" --out bench/results/train_cooldown.json
+    python bench/train_ablation.py --start runs/balance/start.ckpt --steps 1500 --runs runs/balance \\
+        --variants "long run,long run level-balance 0.5" --out bench/results/train_balance.json
 
 Every variant resumes the same checkpoint, trains the same number of pixels (steps x batch x crop^2
 is held fixed, so a 256 crop gets a quarter of the batch), and is then scored on the run's held-out
@@ -54,6 +56,9 @@ VARIANTS = {
     # long run's own rate? The first is also the long run's next stretch, so it is not spent twice.
     "long run": (LONG_RUN, True),
     "long run lr1e-5 cool-down": ({**LONG_RUN, "lr": 1e-5}, True),
+    # Fourth round (--out bench/results/train_balance.json): a crop's loss grows about as sqrt(lambda), so
+    # the top rates steer the gradient; does weighing each crop by (lambda / mid lambda) ** -0.5 pay?
+    "long run level-balance 0.5": ({**LONG_RUN, "level_balance": 0.5}, True),
 }
 
 

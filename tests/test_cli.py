@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from aecodec import __version__
+from aecodec.bench.graphics import text_on_blue
 from aecodec.cli import main
 from aecodec.codec import Codec
 from helpers import TINY as W
@@ -48,6 +49,19 @@ def test_compress_decompress_info(runner, png):
     png.unlink()
     assert runner.invoke(main, ["decompress", str(aec), *W]).exit_code == 0
     assert Image.open(png).size == (90, 70)
+
+
+def test_no_detail_writes_a_version_1_file_and_info_shows_the_layer(runner, tmp_path):
+    sharp = tmp_path / "text.png"
+    Image.fromarray(text_on_blue()[:48, :64]).save(sharp)
+    with_detail, without = tmp_path / "with.aec", tmp_path / "without.aec"
+    assert runner.invoke(main, ["compress", str(sharp), "-q", "95", "-o", str(with_detail), *W]).exit_code == 0
+    assert runner.invoke(main, ["compress", str(sharp), "-q", "95", "--no-detail", "-o", str(without), *W]).exit_code == 0
+    assert (with_detail.read_bytes()[4], without.read_bytes()[4]) == (2, 1)
+    info = runner.invoke(main, ["info", str(with_detail)])
+    assert "detail bytes" in info.output and "format_version: 2" in info.output
+    assert "detail bytes" not in runner.invoke(main, ["info", str(without)]).output
+    assert "--no-detail" in runner.invoke(main, ["compress", "--help"]).output
 
 
 def test_output_format_follows_extension(runner, png, tmp_path):

@@ -18,9 +18,27 @@ def sample(layout="RGB", **streams) -> bytes:
 def test_round_trip_keeps_every_field():
     data = sample("RGBA", icc=b"icc-profile", exif=b"Exif\0\0data")
     parsed = container.unpack(data)
-    assert parsed.header == Header("RGBA", bytes(range(8)), 33, 17, 57.25)
+    assert parsed.header == Header("RGBA", bytes(range(8)), 33, 17, 57.25, version=1)
     assert parsed.streams == Streams(b"hyper", b"latent-bytes", b"alpha", b"icc-profile", b"Exif\0\0data")
     assert sum(parsed.stream_sizes.values()) == len(data)
+
+
+def test_a_detail_stream_makes_a_version_2_file_and_nothing_else_does():
+    plain, with_detail = sample("LA", exif=b"Exif\0\0x"), sample("LA", exif=b"Exif\0\0x", detail=b"detail-bytes")
+    assert plain[4] == 1 and with_detail[4] == 2
+    parsed = container.unpack(with_detail)
+    assert parsed.header.version == 2 and parsed.streams.detail == b"detail-bytes"
+    assert parsed.streams.alpha == b"alpha" and parsed.streams.exif == b"Exif\0\0x"
+    assert parsed.stream_sizes["detail"] == 12 and sum(parsed.stream_sizes.values()) == len(with_detail)
+    assert len(with_detail) == len(plain) + 4 + 12
+
+
+def test_version_2_readers_refuse_unknown_flags_too():
+    data = bytearray(sample(detail=b"d"))
+    data[6] |= 8
+    body = bytes(data[:-4])
+    with pytest.raises(FormatError, match="unknown flags 0x0c for format version 2"):
+        container.unpack(body + zlib.crc32(body).to_bytes(4, "little"))
 
 
 def test_read_header_needs_only_the_header():

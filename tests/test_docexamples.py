@@ -33,6 +33,12 @@ def given(module: str) -> dict:
         table_index = rng.integers(0, len(pmfs), 500)
         return {"pmfs": pmfs, "offsets": offsets, "table_index": table_index,
                 "values": np.rint(rng.normal(0, 3, 500)).astype(np.int64)}
+    if module == "aecodec.detail":
+        from aecodec.codec import Codec
+
+        decoded = np.clip(photo.astype(int) + rng.integers(-12, 13, photo.shape), 0, 255).astype(np.uint8)
+        return {"original": photo, "decoded": decoded, "lambda_": 0.3, "height": 192, "width": 192,
+                "tables": Codec().bundle.latent_tables}
     if module == "aecodec.imageio":
         return {"rgb": photo, "alpha": photo[..., 0], "icc": b"", "exif": b""}
     if module == "aecodec.metrics":
@@ -42,7 +48,8 @@ def given(module: str) -> dict:
     return {}
 
 
-EXAMPLES = ["aecodec", "aecodec.api", "aecodec.batch", "aecodec.codec", "aecodec.entropy", "aecodec.imageio",
+EXAMPLES = ["aecodec", "aecodec.api", "aecodec.batch", "aecodec.codec", "aecodec.detail", "aecodec.entropy",
+            "aecodec.imageio",
             "aecodec.metrics", "aecodec.pillow_plugin"]
 
 

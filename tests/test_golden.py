@@ -5,6 +5,7 @@ the integers they decode to (hyper-latent and latent residual, what every decode
 must agree on), and their decoded pixels. If one of these tests fails, files already
 written by users would no longer decode as before. If that is intended, bump
 container.VERSION and regenerate them with ``python tests/expected/make_golden.py``.
+All but one are version 1 files; detail_64x48_q95 pins version 2's detail layer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec import container, entropy, fixedpoint
+from aecodec import container, detail, entropy, fixedpoint
 from helpers import symbols_digest
 
 GOLDEN = Path(__file__).parent / "expected"
@@ -56,6 +57,19 @@ def test_symbols_encode_to_the_same_bytes(codec, golden):
     assert entropy.encode(hyper, channel, bundle.hyper_tables) == parsed.streams.hyper
     assert entropy.encode(residual, scale_index, bundle.latent_tables) == parsed.streams.latent
     assert container.pack(parsed.header, parsed.streams) == data
+
+
+def test_detail_layer_decodes_to_the_same_values(codec, golden):
+    name, data, expected = golden
+    parsed = container.unpack(data)
+    assert parsed.header.version == (2 if "detail" in expected else 1), name
+    if "detail" not in expected:
+        return
+    header = parsed.header
+    layer = detail.decode(parsed.streams.detail, header.height, header.width, codec.bundle.latent_tables)
+    assert (layer.step, layer.block) == (expected["detail"]["step"], expected["detail"]["block"])
+    assert symbols_digest(layer.block_map.astype(np.int64)) == expected["detail"]["block_map"]
+    assert [{"count": len(v), "sha256": symbols_digest(v)} for v in layer.values] == expected["detail"]["values"]
 
 
 def test_decodes_to_the_same_pixels(codec, golden):

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aecodec import container, entropy
+from aecodec.bench.graphics import text_on_blue
 from aecodec.container import FormatError
 from helpers import TINY, cli, fix_crc, join_streams, one_line_error, photo_like, restream, split_streams
 
@@ -40,8 +41,12 @@ def files(codec) -> dict[str, bytes]:
     exif[0x010F] = "hostile"
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG", exif=exif)
-    return {"rgb": codec.compress(rgb, quality=50), "rgba": codec.compress(np.dstack([rgb, alpha]), quality=50),
-            "exif": codec.compress(buffer.getvalue(), quality=50), "wide": codec.compress(photo_like(20, 130))}
+    # Version 1 files (the detail layer left out), and one version 2 file with a detail stream.
+    return {"rgb": codec.compress(rgb, quality=50, detail=False),
+            "rgba": codec.compress(np.dstack([rgb, alpha]), quality=50, detail=False),
+            "exif": codec.compress(buffer.getvalue(), quality=50, detail=False),
+            "wide": codec.compress(photo_like(20, 130), detail=False),
+            "detail": codec.compress(text_on_blue()[:32, :48], quality=95)}
 
 
 def decodes_or_format_error(codec, data: bytes) -> None:
@@ -62,7 +67,7 @@ def decodes_or_format_error(codec, data: bytes) -> None:
 
 
 def test_truncated_at_every_length(codec, files):
-    for name in ("rgb", "rgba"):
+    for name in ("rgb", "rgba", "detail"):
         data = files[name]
         for length in range(len(data)):
             with pytest.raises(FormatError):
@@ -82,7 +87,7 @@ def test_wrong_magic(codec, files, magic):
         codec.decompress(magic + files["rgb"][4:] if magic else b"")
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unknown_version(codec, files, version):
     with pytest.raises(FormatError, match=f"version {version}"):
         codec.decompress(set_field(files["rgb"], 4, "<B", version))
@@ -206,7 +211,7 @@ def test_icc_profile_for_the_wrong_colours(codec, files):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif"]), fix=st.booleans(),
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), fix=st.booleans(),
        flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 7)), min_size=1, max_size=8))
 def test_bit_flips(codec, files, name, fix, flips):
     data = bytearray(files[name])
@@ -216,7 +221,7 @@ def test_bit_flips(codec, files, name, fix, flips):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif"]), fix=st.booleans(), start=st.integers(0, 10_000),
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), fix=st.booleans(), start=st.integers(0, 10_000),
        cut=st.integers(0, 64), insert=st.binary(max_size=64))
 def test_splices(codec, files, name, fix, start, cut, insert):
     data = files[name]
@@ -226,7 +231,7 @@ def test_splices(codec, files, name, fix, start, cut, insert):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif"]), stream=st.integers(0, 4), data=st.data())
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), stream=st.integers(0, 4), data=st.data())
 def test_stream_rewrites_with_valid_lengths_and_crc(codec, files, name, stream, data):
     header, length_at, streams = split_streams(files[name])
     stream %= len(streams)

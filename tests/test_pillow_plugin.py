@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 import aecodec  # noqa: F401  registers the plugin
 from aecodec import bundle, container
+from aecodec.bench.graphics import text_on_blue
 from aecodec.codec import Codec
 from aecodec.pillow_plugin import AecImageFile, open_with
 from helpers import TINY_WEIGHTS, photo_like
@@ -102,6 +103,17 @@ def test_save_with_quality(rgb):
     assert container.read_header(buffer.getvalue()).quality == 30
 
 
+def test_save_without_the_detail_layer(codec):
+    sharp = text_on_blue()[:48, :64]
+    files = []
+    for detail in (True, False):
+        buffer = io.BytesIO()
+        Image.fromarray(sharp).save(buffer, format="AEC", quality=95, codec=codec, detail=detail)
+        files.append(buffer.getvalue())
+    assert (files[0][4], files[1][4]) == (2, 1)
+    assert files[1] == codec.compress(sharp, quality=95, detail=False)
+
+
 def test_save_with_target_bpp(codec, rgb):
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="AEC", target_bpp=1.0, codec=codec)
@@ -137,7 +149,7 @@ def test_save_warns_about_what_it_changed(codec):
 
 def test_open_shows_the_header_in_info(codec, aec):
     with Image.open(io.BytesIO(aec)) as image:  # not loaded: the header is all that was read
-        assert image.info == {"format_version": 1, "model_id": codec.model_id.hex(), "quality": 60.0}
+        assert image.info == {"format_version": aec[4], "model_id": codec.model_id.hex(), "quality": 60.0}
         assert image.info == {k: v for k, v in aecodec.info(aec).items() if k in image.info}
 
 

@@ -239,3 +239,20 @@ def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos,
     resumed = load_checkpoint(train(replace(config(photos, 3), ema_decay=0.9), None, tmp_path / "run",
                                     resume=load_checkpoint(tmp_path / "wide.ckpt")))
     assert resumed.step == 3 and resumed.model["analysis.6.weight"].shape[0] == 20
+
+
+def test_level_balance_weighs_each_crop_and_leaves_the_logged_loss_alone(photos, tmp_path):
+    from aecodec.train.model import rd_loss
+    x = torch.rand(2, 3, 8, 8)
+    out = {"x_hat": x + 0.1, "likelihoods": (torch.full((2, 4), 0.5), torch.full((2, 1), 0.25))}
+    lambdas = torch.tensor([0.01, 0.1])
+    plain = rd_loss(out, x, lambdas)
+    per_sample = lambdas * 255**2 * 0.01 + torch.tensor([6 / 64, 6 / 64])
+    assert torch.allclose(plain["loss"], per_sample.mean()) and torch.equal(plain["objective"], plain["loss"])
+    weighted = rd_loss(out, x, lambdas, torch.tensor([2.0, 0.5]))
+    assert torch.allclose(weighted["objective"], (per_sample * torch.tensor([2.0, 0.5])).mean())
+    assert torch.equal(weighted["loss"], plain["loss"])
+    balanced = load_checkpoint(train(replace(config(photos, 2), level_balance=0.5), TINY, tmp_path / "b"))
+    straight = load_checkpoint(train(config(photos, 2), TINY, tmp_path / "s"))
+    assert balanced.train_config.level_balance == 0.5
+    assert any(not torch.equal(balanced.model[k], straight.model[k]) for k in straight.model)

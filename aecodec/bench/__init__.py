@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aecodec.bench.codecs import CodecSpec, available_codecs, requested_efforts
+from aecodec.bench.codecs import NO_DETAIL, CodecSpec, available_codecs, requested_efforts
 from aecodec.bench.curves import Curve, load_reference, load_references
 from aecodec.bench.report import write_report
 from aecodec.bench.runner import BenchResults, find_images, run_bench
@@ -31,7 +31,8 @@ def main_bench(dirs_or_files, codecs: list[str] | None, out_dir, references=(), 
     without it, ``aecodec`` cannot be selected.
     """
     refs = load_references(references)  # fail on a bad file before the long run
-    specs = select_codecs(codecs, available_codecs(aecodec_codec, threads, requested_efforts(codecs)))
+    specs = select_codecs(codecs, available_codecs(aecodec_codec, threads, requested_efforts(codecs),
+                                                   NO_DETAIL in (codecs or ())))
     images = find_images(dirs_or_files)
     results = run_bench(images, specs, repeats, progress, threads)
     write_report(results, out_dir, refs, plots, image_set(dirs_or_files, len(images)))

@@ -42,18 +42,22 @@ class CodecSpec:
     note: str = ""
 
 
-def available_codecs(aecodec_codec=None, threads: int = 1, efforts: tuple[int, ...] = ()) -> dict[str, CodecSpec]:
+def available_codecs(aecodec_codec=None, threads: int = 1, efforts: tuple[int, ...] = (),
+                     without_detail: bool = False) -> dict[str, CodecSpec]:
     """Every codec that works in this environment, by name.
 
     ``aecodec_codec`` is any object with ``compress(array, quality=) -> bytes``
     and ``decompress(bytes) -> PIL.Image``; with it, ``aecodec`` is included.
-    ``threads`` goes to the codecs that can use several (AVIF, JPEG XL).
+    ``threads`` goes to the codecs that can use several (AVIF, JPEG XL). ``efforts`` and
+    ``without_detail`` add our codec's variants (aecodec-effortN, aecodec-nodetail).
     """
     makers = [_jpeg, _jpeg444, _webp, _avif, _jpeg2000, _jxl]
     specs = [make(threads) for make in makers]
     if aecodec_codec is not None:
         specs.append(aecodec_spec(aecodec_codec))
         specs.extend(effort_spec(aecodec_codec, effort) for effort in efforts)
+        if without_detail:
+            specs.append(without_detail_spec(aecodec_codec))
     return {spec.name: spec for spec in specs if spec is not None}
 
 
@@ -107,6 +111,15 @@ def effort_spec(codec, effort: int, qualities=AECODEC_QUALITIES) -> CodecSpec:
     note = f"{spec.note}, effort {effort} ({EFFORT_ITERATIONS[effort]} refinement iterations)"
     return CodecSpec(f"{EFFORT_PREFIX}{effort}", spec.qualities,
                      lambda image, q: codec.compress(image, quality=q, effort=effort), spec.decode, note)
+
+
+NO_DETAIL = "aecodec-nodetail"  # our codec without the detail layer: what the learned part does alone
+
+
+def without_detail_spec(codec, qualities=AECODEC_QUALITIES) -> CodecSpec:
+    spec = aecodec_spec(codec, qualities)
+    return CodecSpec(NO_DETAIL, spec.qualities, lambda image, q: codec.compress(image, quality=q, detail=False),
+                     spec.decode, f"{spec.note}, without the detail layer")
 
 
 def _save(image: np.ndarray, fmt: str, **options) -> bytes:

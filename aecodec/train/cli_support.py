@@ -25,7 +25,7 @@ def fast_bf16_cpu() -> bool:
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
                  bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
-                 add_top_levels=0, widen_latent=None) -> Path:
+                 add_top_levels=0, widen_latent=None, level_balance=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
@@ -45,7 +45,8 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
                "checkpoint_minutes": checkpoint_minutes, "max_steps": 0,
                "validate_minutes": TrainConfig.validate_minutes}
     optional = {"lr": lr, "batch": batch, "crop": crop, "ema_decay": ema_decay,
-                "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share}
+                "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share,
+                "level_balance": level_balance}
     changes.update({k: v for k, v in optional.items() if v is not None})
     config = replace(config, **changes)
     model_config = None if checkpoint is not None else ModelConfig(channels=channels, latent_channels=latent_channels)

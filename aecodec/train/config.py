@@ -48,6 +48,9 @@ class TrainConfig:
     ema_decay: float = 0.0  # >0 keeps an exponential moving average of the weights; export ships it
     lr_decay_fraction: float = 0.0  # the last part of the run (by steps, else by time) trains at lr / 10
     synthetic_share: float = 0.0  # share of crops drawn from synthetic graphics instead of photos
+    # >0 weighs each crop's loss by (lambda / the lambda range's geometric middle) ** -level_balance. A crop's
+    # loss grows about as sqrt(lambda), so the top rates otherwise outweigh the bottom ~15 to 1; 0.5 evens them.
+    level_balance: float = 0.0
     extra: dict = field(default_factory=dict)  # records kept beside the run: scripts/gpu_train.py's windows
 
     def to_dict(self) -> dict:

@@ -10,6 +10,8 @@ load_checkpoint is checkpoint.py's, which alone knows what a checkpoint holds.
 
 from __future__ import annotations
 
+import math
+
 import copy
 import csv
 import time
@@ -196,9 +198,14 @@ def train_step(run: Run, trainer: torch.nn.Module, sampler: CropSampler, config:
     x = torch.from_numpy(sampler.batch(run.rng, config.batch)).to(run.device)
     x = x.contiguous(memory_format=torch.channels_last)
     level = torch.from_numpy(run.rng.uniform(0, run.model.config.levels - 1, config.batch)).float().to(run.device)
-    metrics = rd_loss(trainer(x, level, bf16=config.bf16), x, run.model.lambdas(level))
+    lambdas = run.model.lambdas(level)
+    weights = None
+    if config.level_balance:
+        middle = math.sqrt(run.model.config.lambda_min * run.model.config.lambda_max)
+        weights = (lambdas / middle) ** -config.level_balance
+    metrics = rd_loss(trainer(x, level, bf16=config.bf16), x, lambdas, weights)
     run.optimizer.zero_grad(set_to_none=True)
-    metrics["loss"].backward()
+    metrics["objective"].backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
     run.optimizer.step()
     if run.average is not None:

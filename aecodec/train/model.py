@@ -223,13 +223,16 @@ class HyperpriorModel(nn.Module):
         }
 
 
-def rd_loss(out: dict, x: torch.Tensor, lambdas: torch.Tensor) -> dict:
-    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch."""
+def rd_loss(out: dict, x: torch.Tensor, lambdas: torch.Tensor, weights: torch.Tensor | None = None) -> dict:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch ("loss", what the logs show), and
+    the same weighted per sample by weights ("objective", what training minimises; the loss without)."""
     b, _, h, w = x.shape
     pixels = h * w
     bits = sum(-torch.log2(lk).reshape(b, -1).sum(1) for lk in out["likelihoods"])
     bpp = bits / pixels
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
-    loss = (lambdas * 255**2 * mse + bpp).mean()
+    per_sample = lambdas * 255**2 * mse + bpp
+    loss = per_sample.mean()
+    objective = loss if weights is None else (weights * per_sample).mean()
     psnr = -10 * torch.log10(mse.detach().clamp(min=1e-10))
-    return {"loss": loss, "bpp": bpp.detach(), "mse": mse.detach(), "psnr": psnr}
+    return {"loss": loss, "objective": objective, "bpp": bpp.detach(), "mse": mse.detach(), "psnr": psnr}

@@ -25,7 +25,6 @@ reaches this module lazily (``aecodec.effort``).
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..codec import interpolate_rows, quality_to_level
+from ..codec import interpolate_rows, quality_to_level, rate_tradeoff
 from ..bundle import ModelBundle, read_tables
 from ..probability import PMF_BITS
 from .cli_support import fast_bf16_cpu
@@ -69,16 +68,6 @@ class Refined:
     loss: float  # the same loss of the rounding returned
     iteration: int  # the iteration whose rounding was kept; 0 is the amortised encoder's own
     seconds: float
-
-
-def rate_tradeoff(bundle: ModelBundle, quality: float) -> float:
-    """lambda of a quality: the trained levels' log-spaced lambdas, continued on the same line for the
-    gain rows that export extrapolated below the lowest trained rate."""
-    config = bundle.card["model_config"]
-    extra = int(bundle.card.get("extrapolated_levels") or 0)
-    level = quality_to_level(quality, bundle.levels) - extra  # in trained levels; negative below them
-    low, high = math.log(config["lambda_min"]), math.log(config["lambda_max"])
-    return math.exp(low + (high - low) * level / max(config["levels"] - 1, 1))
 
 
 class HyperTableBits:

@@ -20,15 +20,17 @@ from PIL import Image, ImageCms
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
-from aecodec import container  # noqa: E402
+from aecodec import container, detail  # noqa: E402
+from aecodec.bench.graphics import text_on_blue  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
 from helpers import TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: E402
 
 
 def sources(codec: Codec) -> dict[str, bytes]:
-    """Small files that between them use every layout kind, both side-data blocks and escapes."""
+    """Small files that between them use every layout kind, both side-data blocks, escapes and
+    (format version 2) the detail layer. The others are version 1 files, as earlier builds wrote them."""
     rgb = photo_like(33, 47, seed=21)
-    plain = codec.compress(rgb, quality=50)
+    plain = codec.compress(rgb, quality=50, detail=False)
     photo = photo_like(70, 90, seed=22)
     alpha = np.add.outer(np.arange(70) * 3, np.arange(90) * 2).astype(np.uint8)
     exif = Image.Exif()
@@ -42,9 +44,10 @@ def sources(codec: Codec) -> dict[str, bytes]:
     residual.reshape(-1)[:5] = (300, -5000, 1 << 20, -(1 << 23), 17)
     return {
         "rgb_47x33_q50": plain,
-        "rgba_icc_exif_90x70_q90": codec.compress(buffer.getvalue(), quality=90),
-        "grey_130x20_q5": codec.compress(photo_like(20, 130, seed=23)[..., 0], quality=5),
+        "rgba_icc_exif_90x70_q90": codec.compress(buffer.getvalue(), quality=90, detail=False),
+        "grey_130x20_q5": codec.compress(photo_like(20, 130, seed=23)[..., 0], quality=5, detail=False),
         "escapes_47x33_q50": restream(codec, plain, hyper, residual),
+        "detail_64x48_q95": codec.compress(text_on_blue()[:48, :64], quality=95),
     }
 
 
@@ -63,6 +66,11 @@ def main() -> None:
             "hyper_latent": {"shape": list(hyper.shape), "sha256": symbols_digest(hyper)},
             "residual": {"shape": list(residual.shape), "sha256": symbols_digest(residual)},
         }
+        if parsed.streams.detail:
+            layer = detail.decode(parsed.streams.detail, header.height, header.width, codec.bundle.latent_tables)
+            expected[name]["detail"] = {"step": layer.step, "block": layer.block,
+                                        "block_map": symbols_digest(layer.block_map.astype(np.int64)),
+                                        "values": [{"count": len(v), "sha256": symbols_digest(v)} for v in layer.values]}
     (HERE / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     print(f"wrote {len(expected)} golden files to {HERE}")
 
