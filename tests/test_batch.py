@@ -186,10 +186,11 @@ def _children(pid: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def many_photos(tmp_path_factory) -> Path:
-    """Enough work that two workers are still busy when Ctrl-C comes."""
+    """Enough work that two workers are still busy when Ctrl-C comes, even on a loaded machine where the
+    test's polling loop gets little CPU (at 256x256 all 60 were sometimes done before it looked)."""
     folder = tmp_path_factory.mktemp("many")
     for i in range(60):
-        Image.fromarray(photo_like(256, 256, seed=i)).save(folder / f"{i:02d}.png")
+        Image.fromarray(photo_like(512, 512, seed=i)).save(folder / f"{i:02d}.png")
     return folder
 
 

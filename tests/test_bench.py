@@ -146,7 +146,8 @@ def test_readme_results_section_and_card(tmp_path):
                "measurements": [{"image": "a.png"}, {"image": "b.png"}]}
     (tmp_path / "results.json").write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    readme.write_text("# top\n<!-- results -->\nold\n<!-- /results -->\n## after\n<!-- training -->\n<!-- /training -->\n")
+    readme.write_text("# top\n<!-- results -->\nstale section\n<!-- /results -->\n## after\n<!-- training -->\n"
+                      "<!-- /training -->\n")
     card = tmp_path / "manifest.json"
     card.write_text(json.dumps({
         "model_id": "x", "kodak_rd": None, "training_steps": 1234, "pixels_seen": 2.5e9, "training_seconds": 7200,
@@ -157,7 +158,7 @@ def test_readme_results_section_and_card(tmp_path):
     text = readme.read_text()
     assert text.startswith("# top\n<!-- results -->") and "<!-- /results -->\n## after\n<!-- training -->" in text
     assert "1,234 steps" in text and "2.50 gigapixels" in text and "2.0 hours" in text
-    assert "old" not in text and "| jpeg | -50.0% [26.0–35.0 dB]" in text and "2 Kodak images" in text
+    assert "stale section" not in text and "| jpeg | -50.0% [26.0–35.0 dB]" in text and "2 Kodak images" in text
     rd = json.loads(card.read_text())["kodak_rd"]
     assert rd["bd_rate_psnr_percent"] == {"jpeg": -50.0} and len(rd["points"]) == 4
 
