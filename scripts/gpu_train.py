@@ -32,7 +32,7 @@ from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state  # n
 from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
 from aecodec.train.data import list_images, split_validation  # noqa: E402
 from aecodec.train.loop import learning_rate, update_average  # noqa: E402
-from aecodec.train.model import HyperpriorModel, rd_loss  # noqa: E402
+from aecodec.train.model import HyperpriorModel, level_weights, rd_loss  # noqa: E402
 from gpu_crops import DeviceCrops  # noqa: E402
 from gpu_limits import TARGET_GIGAPIXELS, MiB, needed_rate  # noqa: E402
 from gpu_pack import START_FILE  # noqa: E402
@@ -115,8 +115,11 @@ class Trainer:
         return self.losses != self.eager_losses
 
     def eager_losses(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        metrics = rd_loss(self.model(x, level, bf16=self.config.bf16), x, self.model.lambdas(level))
-        return metrics["loss"], metrics["bpp"].mean(), metrics["psnr"].mean()
+        lambdas = self.model.lambdas(level)
+        weights = level_weights(lambdas, self.model.config, self.config.level_balance)
+        metrics = rd_loss(self.model(x, level, bf16=self.config.bf16), x, lambdas, weights)
+        # What is minimised is also what is logged here: the loss itself unless --level-balance weighs it.
+        return metrics["objective"], metrics["bpp"].mean(), metrics["psnr"].mean()
 
     def step(self, lr: float) -> torch.Tensor:
         """One step; (loss, bpp, psnr) stay on the device, so nothing waits for the GPU here."""

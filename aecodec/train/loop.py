@@ -10,8 +10,6 @@ load_checkpoint is checkpoint.py's, which alone knows what a checkpoint holds.
 
 from __future__ import annotations
 
-import math
-
 import copy
 import csv
 import time
@@ -26,7 +24,7 @@ from . import distributed
 from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import CropSampler, list_images, load_photo, split_validation
-from .model import HyperpriorModel, rd_loss
+from .model import HyperpriorModel, level_weights, rd_loss
 
 VALIDATION_LEVELS = 4  # rates logged per validation pass, spread over all levels
 VALIDATION_SIDE = 512  # held-out photos are centre-cropped to at most this
@@ -199,10 +197,7 @@ def train_step(run: Run, trainer: torch.nn.Module, sampler: CropSampler, config:
     x = x.contiguous(memory_format=torch.channels_last)
     level = torch.from_numpy(run.rng.uniform(0, run.model.config.levels - 1, config.batch)).float().to(run.device)
     lambdas = run.model.lambdas(level)
-    weights = None
-    if config.level_balance:
-        middle = math.sqrt(run.model.config.lambda_min * run.model.config.lambda_max)
-        weights = (lambdas / middle) ** -config.level_balance
+    weights = level_weights(lambdas, run.model.config, config.level_balance)
     metrics = rd_loss(trainer(x, level, bf16=config.bf16), x, lambdas, weights)
     run.optimizer.zero_grad(set_to_none=True)
     metrics["objective"].backward()

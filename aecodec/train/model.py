@@ -223,6 +223,14 @@ class HyperpriorModel(nn.Module):
         }
 
 
+def level_weights(lambdas: torch.Tensor, config: ModelConfig, balance: float) -> torch.Tensor | None:
+    """Per-crop loss weights (lambda / the range's geometric middle) ** -balance; None when balance is 0.
+    A crop's loss grows about as sqrt(lambda), so without them the top rates steer the gradient."""
+    if not balance:
+        return None
+    return (lambdas / math.sqrt(config.lambda_min * config.lambda_max)) ** -balance
+
+
 def rd_loss(out: dict, x: torch.Tensor, lambdas: torch.Tensor, weights: torch.Tensor | None = None) -> dict:
     """Per-sample lambda * 255^2 * MSE + bpp, averaged over the batch ("loss", what the logs show), and
     the same weighted per sample by weights ("objective", what training minimises; the loss without)."""
