@@ -26,8 +26,14 @@ bytes   type   field
 L       bytes  zlib stream of the block map: u8, 3 x ceil(H/B) x ceil(W/B),
                channel-major raster; SKIP (255) for a block without
                corrections, else the index of the latent table its values use
+======  =====  ===========================================================
+
 then, for each band of BAND_BLOCKS rows of blocks, top to bottom, that has a
 coded block:
+
+======  =====  ===========================================================
+bytes   type   field
+======  =====  ===========================================================
 4       u32    length C of the band's corrections
 C       bytes  the corrections of every pixel in the band's coded blocks, in
                raster order within the band (channel, row, column), coded as
