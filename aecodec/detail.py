@@ -115,11 +115,11 @@ def _expand(block_map: np.ndarray, block: int, height: int, width: int) -> np.nd
 def _value_costs(tables: EntropyTables, values: np.ndarray) -> np.ndarray:
     """(len(values), tables): bits each table spends on each value, escapes included."""
     costs = np.empty((len(values), len(tables)))
+    varint_bits = 8.0 * np.ceil(np.log2(2.0 * np.abs(values) + 2.0) / 7.0)  # an escape's bytes: any table
     for t, pmf in enumerate(tables.pmfs):
         bits = -np.log2(pmf / float(1 << entropy.PMF_BITS))
         symbol = values - tables.offsets[t]
         inside = (symbol >= 0) & (symbol < tables.sizes[t])
-        varint_bits = 8.0 * np.ceil(np.log2(2.0 * np.abs(values) + 2.0) / 7.0)
         costs[:, t] = np.where(inside, bits[np.clip(symbol, 0, len(pmf) - 1)], bits[-1] + varint_bits)
     return costs
 
