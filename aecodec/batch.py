@@ -14,9 +14,10 @@ stops the whole run with an exception.
 from __future__ import annotations
 
 import contextlib
-import errno
+import ctypes
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .codec import Codec
-from .files import atomic_write
+from .files import atomic_write, check_output
 from .imageio import IMAGE_SUFFIXES
 
 AEC_SUFFIX = ".aec"
@@ -45,6 +46,7 @@ PNG_SMALLEST_LEVEL = 9
 class Task:
     source: Path
     dest: Path
+    make_parents: bool = False  # --out-dir creates the tree it mirrors; the folder of -o's file must exist
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,17 @@ class Summary:
     bytes_in: int = 0
     bytes_out: int = 0
 
+    def add(self, outcome: Outcome) -> None:
+        """Count one file; its bytes only when it was coded, so that failures do not inflate the sizes."""
+        if outcome.error is None:
+            self.done += 1
+            self.bytes_in += outcome.bytes_in
+            self.bytes_out += outcome.bytes_out
+        else:
+            self.failed += 1
+
     def sizes(self, kind: str) -> str:
-        """'1.2 MB -> 140.3 kB (8.6x)': bytes read and written so far, and the ratio for compression."""
+        """'1.2 MB -> 140.3 kB (8.6x)': bytes of the files coded so far, and the ratio for compression."""
         ratio = f" ({self.bytes_in / self.bytes_out:.1f}x)" if self.bytes_out and kind == "compress" else ""
         return f"{human_size(self.bytes_in)} -> {human_size(self.bytes_out)}{ratio}"
 
@@ -97,7 +108,8 @@ class Summary:
         failed = f", {self.failed} failed" if self.failed else ""
         skipped = self.total - self.done - self.failed
         skipped = f", {skipped} not attempted" if skipped > 0 else ""
-        return f"{kind}ed {self.done} file{'s' * (self.done != 1)}{failed}{skipped}: {self.sizes(kind)}"
+        sizes = f": {self.sizes(kind)}" if self.done else ""  # nothing coded, nothing to measure
+        return f"{kind}ed {self.done} file{'s' * (self.done != 1)}{failed}{skipped}{sizes}"
 
 
 def _inputs(path: Path, suffixes: set[str]) -> list[tuple[Path, Path]]:
@@ -122,7 +134,7 @@ def plan(inputs: list[str], out_dir: str | None, suffix: str, kind: str, output:
                 dest = Path(out_dir) / relative.with_suffix(suffix)
             else:
                 dest = source.with_suffix(suffix)
-            tasks.append(Task(source, dest))
+            tasks.append(Task(source, dest, make_parents=bool(out_dir) and not output))
     if output and len(tasks) > 1:
         raise ValueError("-o/--output names one file; use --out-dir for several inputs")
     _check_unique(tasks)
@@ -155,7 +167,7 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
             fmt = options.image_format or format_for(task.dest)
             image = codec.decompress(data_in, options.allow_large)
             data, outcome.warnings = encode_image(image, fmt, options.lossless, options.max_compression)
-        atomic_write(task.dest, data, options.force)
+        atomic_write(task.dest, data, options.force, task.make_parents)
         outcome.bytes_out = len(data)
     except Exception as error:  # one bad file must not stop the others: it is reported instead
         outcome.error = _message(error, task.source)
@@ -163,8 +175,7 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
 
 
 def _check_dest(task: Task, force: bool) -> None:
-    if task.dest.exists() and not force:
-        raise FileExistsError(errno.EEXIST, f"{task.dest} already exists (use -f/--force to overwrite)")
+    check_output(task.dest, force, task.make_parents)  # a directory, a missing folder, an existing file
     if task.dest.resolve() == task.source.resolve():
         raise ValueError("the output would replace the input")
 
@@ -249,13 +260,54 @@ _worker_codec: Codec | None = None  # one per worker process, built by _init_wor
 _worker_error: Exception | None = None
 
 
-def _init_worker(weights: str | None, threads: int) -> None:
+def _init_worker(weights: str | None, threads: int, parent: int) -> None:
     global _worker_codec, _worker_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # it arrives blocked (see _run_pool); this drops a pending one
+    _exit_with_parent(parent)
     try:
         _worker_codec = Codec(weights, threads=threads)
     except Exception as error:  # raised again by _work, so the parent can report it once
         _worker_error = error
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the aecodec that started it is gone (kill -9 leaves no time to stop us).
+
+    Orphaned, a worker would idle forever with the command's stderr open, so that a caller reading
+    aecodec's output to its end would wait forever too. Linux kills us itself (PR_SET_PDEATHSIG);
+    elsewhere a thread waits for the parent to go. The resource tracker needs nothing: it exits when
+    the last of its pipe's writers, the parent and these workers, is gone.
+    """
+    if not _die_with_parent():
+        threading.Thread(target=_watch_parent, name="aecodec-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before we asked: the kernel will not tell us any more
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent() -> bool:
+    """Have Linux SIGKILL this process when its parent ends; False where that cannot be asked.
+
+    Strictly, the signal comes when the parent *thread* that started us ends: the pool's workers are
+    started by the thread inside run(), which outlives the pool.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    return prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _watch_parent() -> None:
+    """Exit once the parent is gone, where the kernel cannot be asked. Its sentinel, a pipe the parent holds
+    open (on Windows, its process handle), becomes ready then; a parent id would not do on Windows,
+    where an orphan keeps its parent's."""
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def _work(task: Task, options: Options) -> Outcome:
@@ -275,10 +327,7 @@ def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
                disable=True if not progress or len(tasks) < 2 else None)  # None: only on a terminal
 
     def account(outcome: Outcome) -> bool:
-        summary.done += outcome.error is None
-        summary.failed += outcome.error is not None
-        summary.bytes_in += outcome.bytes_in
-        summary.bytes_out += outcome.bytes_out
+        summary.add(outcome)
         if report and (outcome.error or outcome.warnings):
             with tqdm.external_write_mode(file=sys.stderr):  # lift the bar, print, redraw it
                 report(outcome)
@@ -304,7 +353,8 @@ def _run_pool(tasks: list[Task], options: Options, jobs: int, threads: int, acco
     # spawn, not fork: the parent may hold ONNX Runtime and tqdm threads, which fork does not copy safely
     context = multiprocessing.get_context("spawn")
     # On Ctrl-C the files not started are cancelled, and leaving the block waits for those being written.
-    with ProcessPoolExecutor(jobs, context, _init_worker, (options.weights, threads)) as pool:
+    with ProcessPoolExecutor(jobs, context, _init_worker,
+                             (options.weights, threads, os.getpid())) as pool:
         futures, seen = {}, set()
         try:
             with _sigint_held():  # the workers start during submit

@@ -14,7 +14,7 @@ import click
 from . import __version__, api, batch, extras
 from .codec import Codec
 from .effort import MAX_EFFORT, check_effort_available
-from .files import atomic_write
+from .files import OutputError, atomic_write, check_output
 from .ratecontrol import parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -122,7 +122,8 @@ def _run_batch(inputs, output, out_dir, suffix, options: batch.Options, jobs, th
 
 
 shared_options = [
-    click.option("-o", "--output", help="Output file; '-' for stdout. Only with a single input."),
+    click.option("-o", "--output",
+                 help="Output file; '-' for stdout. Only with a single input, and not with --out-dir."),
     click.option("--out-dir", type=click.Path(file_okay=False), help="Write outputs here, mirroring input folders."),
     click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs (and allow binary to a terminal)."),
     click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1),
@@ -162,6 +163,7 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, effort, deta
 
     \b
     photo.png becomes photo.aec beside it unless -o or --out-dir says otherwise.
+    -o names an .aec file: an image's extension (-o small.jpg) is refused, as decompress writes those.
     '-' reads the image from stdin and writes the .aec to stdout.
     \b
     Examples:
@@ -171,6 +173,8 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, effort, deta
       cat a.png | aecodec compress - > a.aec
     """
     _at_most_one_rate(quality, target_bpp, target_size)  # once, before any file is read
+    _one_destination(inputs, output, out_dir)
+    _aec_name(output)
     if effort:
         check_effort_available()  # one line now, not one per file later
     options = batch.Options("compress", quality, target_bpp, target_size, force=force, allow_large=allow_large,
@@ -193,6 +197,27 @@ def _at_most_one_rate(quality, target_bpp, target_size) -> None:
                                f"not {' and '.join(given)}")
 
 
+def _one_destination(inputs, output, out_dir) -> None:
+    """-o and --out-dir both say where outputs go: one of them would be ignored, so refuse both."""
+    if out_dir is not None and output is not None:
+        raise click.UsageError("give -o/--output or --out-dir, not both")
+    if out_dir is not None and "-" in inputs:
+        raise click.UsageError("'-' (stdin) is written to stdout or -o, not to --out-dir")
+
+
+def _aec_name(output: str | None) -> None:
+    """compress -o t.jpg would put .aec bytes under an image's name, which every viewer then fails to open:
+    a mix-up with decompress, refused before the encode rather than warned about after it."""
+    if output in (None, "-") or Path(output).suffix.lower() == batch.AEC_SUFFIX:
+        return
+    try:
+        named = batch.format_for(Path(output))
+    except ValueError:  # no extension, or one that is no image format's: the user's choice
+        return
+    raise click.UsageError(f"-o {output} names a {named} file, but compress writes .aec files "
+                           f"(name it {Path(output).with_suffix(batch.AEC_SUFFIX).name}; decompress writes {named})")
+
+
 def _streaming(inputs, output) -> bool:
     """One input read from stdin, or one output written to stdout: no batch machinery."""
     return len(inputs) == 1 and (inputs[0] == "-" or output == "-")
@@ -207,19 +232,28 @@ def _read_input(name: str) -> bytes:
 
 
 def _output_stream(output: str | None, force: bool):
-    """stdout's binary buffer when the result goes there (refusing a terminal), else None."""
-    return _stdout_binary(force) if output in (None, "-") else None
+    """stdout's binary buffer when the result goes there (refusing a terminal), else None once the
+    output is known to be writable: a refusal should come before the work."""
+    if output in (None, "-"):
+        return _stdout_binary(force)
+    check_output(output, force)
+    return None
 
 
 def _write_result(data: bytes, output: str | None, force: bool, stream) -> None:
-    if stream is not None:
+    if stream is None:
+        atomic_write(output, data, force)
+        return
+    try:
         # A pipe whose reader leaves mid-write gives a short write, not an error; writing the rest raises.
         rest = memoryview(data)
         while rest:
             rest = rest[stream.write(rest):]
         stream.flush()
-    else:
-        atomic_write(output, data, force)
+    except BrokenPipeError:
+        raise  # the reader went away: a quiet stop, not an error
+    except OSError as error:  # a full disk behind `> file`: say what could not be written
+        raise OutputError(error.errno, f"cannot write to stdout: {error.strerror or error}") from None
 
 
 def _warn(warnings: list[str]) -> None:
@@ -229,11 +263,12 @@ def _warn(warnings: list[str]) -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "bmp", "tiff"]),
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "bmp", "tiff", "gif"]),
               help="Output format; by default taken from -o's extension, else png.")
 @click.option("--lossless", is_flag=True, help="Write WebP without loss (png, bmp and tiff always are).")
 @click.option("--max-compression", is_flag=True,
-              help="Write the smallest PNG (zlib level 9: about 10% smaller, 8x slower than the default level 1).")
+              help="Write the smallest PNG (zlib level 9: about 10% smaller, 8x slower than the default level 1); "
+                   "PNG output only.")
 @click.option("--allow-large", is_flag=True, help="Lift Pillow's decompression-bomb pixel limit.")
 @with_shared
 def decompress(inputs, image_format, lossless, max_compression, allow_large, output, out_dir, force, jobs, threads,
@@ -250,7 +285,9 @@ def decompress(inputs, image_format, lossless, max_compression, allow_large, out
       aecodec decompress photo.aec -o photo.webp --lossless
       aecodec decompress - < a.aec > a.png
     """
-    fmt = _output_format(image_format, output, lossless)  # before any work: a contradiction stops here
+    _one_destination(inputs, output, out_dir)  # before any work: a contradiction stops here
+    fmt = _output_format(image_format, output, lossless)
+    _png_only(max_compression, fmt)
     options = batch.Options("decompress", image_format=fmt, lossless=lossless, max_compression=max_compression,
                             force=force, allow_large=allow_large, weights=weights)
     if _streaming(inputs, output):
@@ -286,6 +323,12 @@ def _output_format(image_format: str | None, output: str | None, lossless: bool)
         except ValueError as error:
             raise click.UsageError(f"--lossless: {error}") from None
     return fmt
+
+
+def _png_only(max_compression: bool, fmt: str) -> None:
+    """--max-compression sets PNG's zlib level; for any other output it would be silently ignored."""
+    if max_compression and fmt != "PNG":
+        raise click.UsageError(f"--max-compression: it applies to PNG output only, not {fmt}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -446,23 +489,29 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
 
 @main.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", default="weights/main", show_default=True, help="Weights folder to write.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Weights folder to write (default: export/ beside the checkpoint).")
 @click.option("--calibration-data", default="../shared/data/train", show_default=True,
               type=click.Path(file_okay=False), help="Training photos; the held-out ones calibrate.")
 @click.option("--extrapolated-levels", default=3, show_default=True, type=click.IntRange(0, 8),
               help="Rate levels added below the lowest trained one, so quality 1 reaches lower bit rates.")
-def export(checkpoint, out, calibration_data, extrapolated_levels):
+@click.option("-f", "--force", is_flag=True, help="Replace a bundle already in --out.")
+def export(checkpoint, out, calibration_data, extrapolated_levels, force):
     """Export a checkpoint to ONNX networks, integer tables and a model card.
 
     \b
     --calibration-data is the training folder: its held-out photos calibrate the integer hyper-synthesis.
+    The bundle is written whole or not at all; a folder that holds one already needs -f.
     \b
-    Example:
-      aecodec export runs/main/last.ckpt --out weights/main --calibration-data photos/
+    Examples:
+      aecodec export runs/main/last.ckpt --calibration-data photos/        # writes runs/main/export/
+      aecodec compress photo.png --weights runs/main/export                 # try it
     """
     extras.require("train", ["torch", "onnx"], "aecodec export")
     from .train.export import export as export_bundle
-    model_id = export_bundle(checkpoint, out, calibration_data, extrapolated_levels=extrapolated_levels)
+    # Never the shipped model by default: a run's bundle sits in the run's folder until it is chosen.
+    out = out or str(Path(checkpoint).parent / "export")
+    model_id = export_bundle(checkpoint, out, calibration_data, extrapolated_levels=extrapolated_levels, force=force)
     click.echo(f"wrote {out} (model id {model_id.hex()})", err=True)
 
 

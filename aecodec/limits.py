@@ -16,11 +16,17 @@ unless the caller lifts the limit for that call with ``allow_large``.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 from PIL import Image
 
 LIFT = "--allow-large, or allow_large=True, lifts the limit"
+
+# Pillow's pixel limit and Python's warning machinery belong to the whole process, and a Codec may be
+# shared between threads: whoever changes either holds this lock. Re-entrant, as its holders nest
+# (loading an .aec input decodes it, which reads its alpha plane under pixel_limit).
+PROCESS_STATE = threading.RLock()
 
 
 class PixelLimitError(ValueError):
@@ -38,9 +44,9 @@ def check_pixels(width: int, height: int, allow_large: bool = False) -> None:
 
 @contextlib.contextmanager
 def pixel_limit(allow_large: bool):
-    """Pillow's decompression-bomb guard as an error, or lifted for this call only."""
-    saved = Image.MAX_IMAGE_PIXELS
-    with warnings.catch_warnings():
+    """Pillow's decompression-bomb guard as an error, or lifted for this call only (under PROCESS_STATE)."""
+    with PROCESS_STATE, warnings.catch_warnings():
+        saved = Image.MAX_IMAGE_PIXELS
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         if allow_large:
             Image.MAX_IMAGE_PIXELS = None

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from aecodec.codec import Codec
-from helpers import TINY_WEIGHTS, photo_like
+from helpers import KODAK, TINY_WEIGHTS, photo_like
+
+
+def pytest_report_header(config) -> str | None:
+    """Said before the run, not only as an 's' in the dots: the Kodak images are not in the repository."""
+    if not KODAK.is_dir():
+        return f"no Kodak images in {KODAK}: the 3 tests of tests/test_kodak.py are skipped (README, Run the tests)"
+    return None
 
 
 @pytest.fixture(scope="session")

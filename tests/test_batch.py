@@ -220,3 +220,94 @@ def test_ctrl_c_stops_a_batch_in_one_line_keeping_finished_files(many_photos, tm
         container.unpack(path.read_bytes())
     leftovers = [p.name for p in out.rglob("*") if p.suffix != ".aec"] if out.exists() else []
     assert leftovers == []  # no temporary file of one cut short
+
+
+def _alive(pid: str) -> bool:
+    """Running, not a zombie: an orphan that exited may wait a while for a reaper that does not come."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone_within(pids: list[str], seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if _alive(pid)]
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs Linux's /proc children lists")
+def test_workers_exit_when_the_batch_is_killed(many_photos, tmp_path):
+    """kill -9 on `aecodec compress photos/ --jobs 2`: its workers and resource tracker follow it within seconds,
+    so that a caller reading its stderr to the end is not left waiting."""
+    out = tmp_path / "o"
+    out.mkdir()
+    with subprocess.Popen([sys.executable, "-m", "aecodec", "compress", str(many_photos), "--out-dir", str(out),
+                           "--jobs", "2", *W], cwd=tmp_path, env=source_tree_env(), start_new_session=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        helpers = []
+        try:
+            while process.poll() is None and not any(out.glob("*.aec")):  # the workers are started and busy
+                time.sleep(0.005)
+            helpers = _children(process.pid)
+            assert process.poll() is None and len(helpers) >= 2  # two workers, and the resource tracker
+            process.kill()
+            assert _gone_within(helpers, 10) == []
+            process.communicate(timeout=10)  # end of output: nobody holds the pipes any more
+        finally:
+            for pid in helpers:  # on failure, leave nothing behind
+                if _alive(pid):
+                    os.kill(int(pid), signal.SIGKILL)
+    assert len(list(out.glob("*.aec"))) < 60
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_whose_parent_is_gone_exits_without_the_kernels_help(tmp_path):
+    """The fallback where prctl is unavailable: a thread waiting on the parent's sentinel. A parent
+    starts a watcher as the pool starts its workers, then is killed; the watcher must exit on its own."""
+    parent = ("import multiprocessing, time; from aecodec import batch; "
+              "watcher = multiprocessing.get_context('spawn').Process(target=batch._watch_parent); watcher.start(); "
+              "print(watcher.pid, flush=True); time.sleep(60)")
+    with subprocess.Popen([sys.executable, "-c", parent], env=source_tree_env(), stdout=subprocess.PIPE,
+                          text=True) as process:
+        pid = process.stdout.readline().strip()
+        time.sleep(1)  # the watcher is waiting, not starting
+        assert _alive(pid)
+        process.kill()
+        assert _gone_within([pid], 5) == []
+        assert process.stdout.read() == ""  # and it no longer holds the pipe
+
+
+def test_a_worker_whose_parent_died_before_it_started_watching_exits_at_once(tmp_path):
+    """The race: the parent dies between spawning a worker and the worker's prctl, so no signal will come."""
+    done = subprocess.run([sys.executable, "-c", "from aecodec import batch; batch._exit_with_parent(-1); print('on')"],
+                          env=source_tree_env(), capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, "")
+
+
+def test_the_summary_counts_the_bytes_of_coded_files_only(photos, tmp_path):
+    good, broken = photos / "img01.png", photos / "00_broken.png"
+    tasks = batch.plan([str(good), str(broken)], str(tmp_path), ".aec", "compress")
+    summary = batch.run(tasks, batch.Options("compress", weights=W[1]), progress=False)
+    assert (summary.done, summary.failed) == (1, 1)
+    assert (summary.bytes_in, summary.bytes_out) == (good.stat().st_size, (tmp_path / "img01.aec").stat().st_size)
+
+
+def test_a_batch_where_every_file_failed_reports_no_sizes(tmp_path):
+    """Nothing was coded, so nothing was read into a file or written: "0 files, 2 failed: 38 B -> 0 B" misleads."""
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    result = invoke("compress", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *W)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "compressed 0 files, 2 failed"
+
+
+def test_a_size_target_reaches_the_workers_with_its_unit():
+    """--jobs pickles the options for each worker: the target's text must survive, or messages fall back to bytes."""
+    import pickle
+    from aecodec.ratecontrol import parse_size
+    options = pickle.loads(pickle.dumps(batch.Options("compress", target_size=parse_size("1.5KiB"))))
+    assert (options.target_size, options.target_size.text, options.target_size.words(1000)) == (1536, "1.5KiB",
+                                                                                               "0.977 KiB")

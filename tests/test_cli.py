@@ -250,3 +250,61 @@ def test_png_is_fast_by_default_and_smallest_when_asked(aec, tmp_path):
             assert np.array_equal(np.asarray(image), decoded)
     fast, small = (tmp_path / "fast.png").stat().st_size, (tmp_path / "small.png").stat().st_size
     assert small < fast
+
+
+@pytest.mark.parametrize("target, unit, factor", [("0.05KB", "KB", 1000), ("0.05KiB", "KiB", 1024),
+                                                  ("0.00005MB", "MB", 1000**2), ("50", "bytes", 1)])
+def test_an_unreachable_size_target_is_answered_in_the_unit_given(runner, png, target, unit, factor):
+    smallest = len(Codec(TINY_WEIGHTS).compress(png, quality=1))
+    result = runner.invoke(main, ["compress", str(png), "--target-size", target, *W])
+    asked = target if factor > 1 else f"{target} bytes"
+    prefix = (f"aecodec: error: {png}: target of {asked} is unreachable: the smallest file this model makes for "
+              "this image, at quality 1, is ")
+    line = one_line_error(result)
+    assert line.startswith(prefix) and line.endswith(f" {unit}"), line
+    shown = float(line[len(prefix):-len(unit) - 1])
+    assert smallest <= shown * factor < smallest * 1.01  # three digits, rounded up: never as if it fitted
+
+
+def usage_line(result) -> str:
+    """The one line of a command refused for its options: exit status 2, nothing else said."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["compress", "missing.png", "--out-dir", "od", "-o", "x.aec"], "give -o/--output or --out-dir, not both"),
+    (["decompress", "missing.aec", "--out-dir", "od", "-o", "x.png"], "give -o/--output or --out-dir, not both"),
+    (["compress", "-", "--out-dir", "od"], "'-' (stdin) is written to stdout or -o, not to --out-dir"),
+    (["decompress", "missing.aec", "--max-compression", "-o", "x.jpg"],
+     "--max-compression: it applies to PNG output only, not JPEG"),
+    (["decompress", "missing.aec", "--max-compression", "--format", "webp"],
+     "--max-compression: it applies to PNG output only, not WEBP"),
+    (["compress", "missing.png", "-o", "t.jpg"],
+     "-o t.jpg names a JPEG file, but compress writes .aec files (name it t.aec; decompress writes JPEG)"),
+    (["compress", "missing.png", "-o", "T.PNG"],
+     "-o T.PNG names a PNG file, but compress writes .aec files (name it T.aec; decompress writes PNG)"),
+])
+def test_options_that_would_be_ignored_or_misnamed_are_refused_before_any_file_is_read(runner, tmp_path, args,
+                                                                                        line):
+    """The inputs do not exist: a refusal that came after reading them would say so instead."""
+    with runner.isolated_filesystem(temp_dir=tmp_path):
+        assert usage_line(runner.invoke(main, [*args, *W])) == f"aecodec: error: {line}"
+        assert not any(tmp_path.rglob("x.*")) and not any(tmp_path.rglob("od"))
+
+
+@pytest.mark.parametrize("name", ["small", "small.bin", "small.AEC"])
+def test_compress_output_may_be_named_anything_but_an_image(runner, png, tmp_path, name):
+    result = runner.invoke(main, ["compress", str(png), "-o", str(tmp_path / name), *W])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name).read_bytes()[:4] == b"AEC\x1a"
+
+
+def test_format_gif_is_offered_as_the_gif_extension_is(runner, aec):
+    result = runner.invoke(main, ["decompress", str(aec), "--format", "gif", *W])
+    assert result.exit_code == 0, result.output
+    with Image.open(aec.with_suffix(".gif")) as image:
+        assert image.format == "GIF"
+    assert "--format [png|jpg|webp|bmp|tiff|gif]" in runner.invoke(main, ["decompress", "--help"]).output

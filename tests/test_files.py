@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from PIL import Image
 
 from aecodec import files
 from aecodec.files import OutputError, atomic_write
-from helpers import cli_tiny, one_line_error, photo_like
+from helpers import TINY, aecodec_command, cli_tiny, one_line_error, only_line, photo_like
 
 
 def listing(folder) -> list[str]:
@@ -78,9 +82,17 @@ def test_permissions_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "out.aec").stat().st_mode) == 0o640
 
 
-def test_creates_missing_folders(tmp_path):
-    atomic_write(tmp_path / "a" / "b" / "out.aec", b"x")
+def test_creates_missing_folders_when_asked(tmp_path):
+    """--out-dir mirrors its inputs' tree."""
+    atomic_write(tmp_path / "a" / "b" / "out.aec", b"x", make_parents=True)
     assert (tmp_path / "a" / "b" / "out.aec").read_bytes() == b"x"
+
+
+def test_a_missing_folder_is_an_error_and_is_not_created(tmp_path):
+    """A mistyped -o folder: cp refuses it too."""
+    with pytest.raises(OutputError, match=f"folder {tmp_path / 'a' / 'b'} does not exist") as raised:
+        atomic_write(tmp_path / "a" / "b" / "out.aec", b"x")
+    assert raised.value.errno == errno.ENOENT and listing(tmp_path) == []
 
 
 def test_existing_file_is_kept_without_force(tmp_path):
@@ -110,7 +122,7 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path, monkeypatch
 
 def test_a_directory_is_not_replaced(tmp_path):
     (tmp_path / "out.aec").mkdir()
-    with pytest.raises(OutputError):
+    with pytest.raises(OutputError, match="out.aec is a directory$"):  # not "already exists (use -f)" first
         atomic_write(tmp_path / "out.aec", b"x")
     with pytest.raises(OutputError, match="directory"):
         atomic_write(tmp_path / "out.aec", b"x", force=True)
@@ -155,6 +167,115 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "out.aec", b"x")
     assert listing(tmp_path) == []
+
+
+# -- special files, symlinks, leftovers ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fifo_reader(fifo):
+    """Read a FIFO to its end in a thread; got["data"] holds what arrived. Never leaves the test hanging."""
+    got = {}
+
+    def read():
+        with open(fifo, "rb") as f:
+            got["data"] = f.read()
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        thread.join(10)
+        if thread.is_alive():  # nobody opened it for writing: let the reader go
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(10)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.fixture
+def dev_full(tmp_path):
+    """A /dev/full of our own (a root-only mknod), so that a fix that fails cannot replace the system's."""
+    path = tmp_path / "full"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        os.close(os.open(path, os.O_WRONLY))
+    except OSError:
+        pytest.skip("making a character device needs root, and a filesystem that allows devices")
+    return path
+
+
+def test_a_fifo_is_written_into_without_force(fifo, tmp_path):
+    with fifo_reader(fifo) as got:
+        atomic_write(fifo, b"payload" * 10_000)
+    assert got.get("data") == b"payload" * 10_000
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and listing(tmp_path) == ["fifo"]
+
+
+def test_a_device_is_written_into_and_its_errors_reported(dev_full, tmp_path):
+    for force in (False, True):
+        with pytest.raises(OutputError, match=f"cannot write to {dev_full}: No space left on device") as raised:
+            atomic_write(dev_full, b"x" * 100_000, force=force)
+        assert raised.value.errno == errno.ENOSPC
+        assert stat.S_ISCHR(os.lstat(dev_full).st_mode) and listing(tmp_path) == ["full"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_dev_full_needs_no_force_and_stays_a_device():
+    """Without force, so that a failing fix can only refuse it, not replace it."""
+    with pytest.raises(OutputError, match="cannot write to /dev/full: No space left on device"):
+        atomic_write("/dev/full", b"x")
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "photo.aec"
+    target.write_bytes(b"old")
+    link = tmp_path / "out.aec"
+    link.symlink_to(target)
+    with pytest.raises(OutputError, match=f"{link} already exists"):
+        atomic_write(link, b"new")
+    atomic_write(link, b"new", force=True)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() == b"new"
+    assert listing(tmp_path) == ["out.aec", "real"] and listing(tmp_path / "real") == ["photo.aec"]
+
+
+def test_a_dangling_symlink_writes_its_target(tmp_path):
+    link = tmp_path / "out.aec"
+    link.symlink_to("new.aec")
+    atomic_write(link, b"data")
+    assert link.is_symlink() and (tmp_path / "new.aec").read_bytes() == b"data"
+
+
+def test_the_temporary_name_carries_the_writer_pid(tmp_path, monkeypatch):
+    seen = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (seen.extend(listing(tmp_path)), real_fsync(fd)))
+    atomic_write(tmp_path / "out.aec", b"x")
+    assert len(seen) == 1 and re.fullmatch(rf"\.out\.aec\.{os.getpid()}\.\w+\.tmp", seen[0]), seen
+
+
+def test_a_killed_writers_leftover_is_removed_and_nothing_else(tmp_path):
+    """A SIGKILLed run leaves .NAME.<pid>.<random>.tmp; a later write of NAME removes it once its pid is gone."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(done.stdout), os.getpid()
+    old = time.time() - 2 * files.STALE_AFTER_S
+    names = {"dead": f".out.aec.{dead}.k3j_x9q2.tmp", "alive": f".out.aec.{alive}.a8b7c6d5.tmp",
+             "young": f".out.aec.{dead}.young123.tmp", "other": f".other.aec.{dead}.k3j_x9q2.tmp"}
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"leftover")
+        if key != "young":  # just written: maybe a live writer on another machine sharing the folder
+            os.utime(tmp_path / name, (old, old))
+    atomic_write(tmp_path / "out.aec", b"x")
+    assert listing(tmp_path) == sorted(["out.aec", names["alive"], names["young"], names["other"]])
 
 
 # -- through the command line ----------------------------------------------------------------
@@ -228,3 +349,75 @@ def test_nothing_is_written_outside_the_outputs(tiny_weights, photo, tmp_path):
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert list(home.rglob("*")) == [] and not cache.exists()
+
+
+# -- special outputs through the command line: compress FILE -o (batch) and compress - -o (streaming)
+
+
+def compress_to(output, photo, streaming, *args):
+    source = ["-"] if streaming else [str(photo)]
+    return cli_tiny("compress", *source, "-o", str(output), *args, input=photo.read_bytes())
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_fifo_output_in_the_cli(tiny_weights, photo, tmp_path, fifo, streaming):
+    with fifo_reader(fifo) as got:
+        result = compress_to(fifo, photo, streaming)
+    assert result.exit_code == 0, result.stderr
+    assert got.get("data", b"")[:4] == b"AEC\x1a" and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert listing(tmp_path) == ["fifo", "photo.png"]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_device_output_with_force_in_the_cli(tiny_weights, photo, tmp_path, dev_full, streaming):
+    result = compress_to(dev_full, photo, streaming, "-f")
+    assert one_line_error(result).endswith(f"cannot write to {dev_full}: No space left on device")
+    assert stat.S_ISCHR(os.lstat(dev_full).st_mode) and listing(tmp_path) == ["full", "photo.png"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_dev_full_output_fails_in_one_line(tiny_weights, photo, tmp_path):
+    """The issue's command, without -f, so that a failing fix can only refuse /dev/full, not replace it."""
+    done = aecodec_command("compress", str(photo), "-o", "/dev/full", *TINY, cwd=tmp_path, text=True, timeout=120)
+    assert only_line(done, 1).endswith(": cannot write to /dev/full: No space left on device")
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_stdout_on_a_full_disk_is_named(tiny_weights, photo, tmp_path):
+    with open("/dev/full", "wb") as full:
+        done = aecodec_command("compress", str(photo), "-o", "-", *TINY, cwd=tmp_path, stdout=full, text=True,
+                               timeout=120)
+    assert only_line(done, 1) == "aecodec: error: cannot write to stdout: No space left on device"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_symlink_output_in_the_cli(tiny_weights, photo, tmp_path, streaming):
+    target = tmp_path / "real.aec"
+    target.write_bytes(b"old")
+    (tmp_path / "link.aec").symlink_to(target)
+    assert "link.aec already exists" in one_line_error(compress_to(tmp_path / "link.aec", photo, streaming))
+    assert compress_to(tmp_path / "link.aec", photo, streaming, "-f").exit_code == 0
+    assert (tmp_path / "link.aec").is_symlink() and target.read_bytes()[:4] == b"AEC\x1a"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_directory_output_says_so_at_once(tiny_weights, photo, tmp_path, streaming):
+    (tmp_path / "adir").mkdir()
+    assert one_line_error(compress_to(tmp_path / "adir", photo, streaming)).endswith("adir is a directory")
+    assert listing(tmp_path / "adir") == []
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_missing_output_folder_is_not_created(tiny_weights, photo, tmp_path, streaming):
+    missing = tmp_path / "nonexistent_dir"
+    error = one_line_error(compress_to(missing / "out.aec", photo, streaming))
+    assert error.endswith(f"folder {missing} does not exist")
+    assert listing(tmp_path) == ["photo.png"]
+
+
+def test_a_streaming_refusal_comes_before_the_work(tiny_weights, tmp_path):
+    """`-` then -o: the output is checked before stdin is coded (here it is not even an image)."""
+    (tmp_path / "out.aec").write_bytes(b"precious")
+    result = cli_tiny("compress", "-", "-o", str(tmp_path / "out.aec"), input=b"not an image")
+    assert "out.aec already exists" in one_line_error(result)

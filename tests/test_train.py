@@ -9,11 +9,12 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecodec.codec import Codec  # noqa: E402
-from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
+from aecodec.model_config import ModelConfig  # noqa: E402
+from aecodec.train.config import TrainConfig  # noqa: E402
 from aecodec.train.export import export  # noqa: E402
 from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
 from aecodec.train.loop import train  # noqa: E402
-from helpers import photo_like  # noqa: E402
+from helpers import cli, one_line_error, photo_like  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
 
@@ -134,7 +135,7 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
 
 
 def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
-    from aecodec.train.model import lower_bound
+    from aecodec.refine.model import lower_bound
     x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
     bounded = lower_bound(x, 1.0)
     assert torch.equal(bounded.detach(), torch.tensor([1.0, 1.0, 2.0]))
@@ -146,7 +147,7 @@ def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
 
 
 def test_gdn_gammas_below_zero_can_come_back():
-    from aecodec.train.model import SimplifiedGDN
+    from aecodec.refine.model import SimplifiedGDN
     gdn = SimplifiedGDN(2)
     with torch.no_grad():
         gdn.gamma.fill_(-0.1)  # dead under a plain clamp
@@ -229,7 +230,7 @@ def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos,
     assert latent[:, 12:].abs().max() > 0  # the new channels carry a signal to learn from
     bits = [sum(-torch.log2(lk).sum() for lk in out["likelihoods"]) for out in (narrow, widened)]
     assert torch.allclose(bits[0], bits[1], rtol=0.05)  # new channels cost next to nothing at first
-    from aecodec.train.model import rd_loss
+    from aecodec.train.loss import rd_loss
     wide_model.train()
     rd_loss(wide_model(x, level), x, wide_model.lambdas(level))["loss"].backward()
     assert wide_model.analysis[6].weight.grad[12:].abs().sum() > 0  # the new rows can learn
@@ -242,7 +243,7 @@ def test_widened_latent_computes_what_the_narrow_model_did_and_trains_on(photos,
 
 
 def test_level_balance_weighs_each_crop_and_leaves_the_logged_loss_alone(photos, tmp_path):
-    from aecodec.train.model import rd_loss
+    from aecodec.train.loss import rd_loss
     x = torch.rand(2, 3, 8, 8)
     out = {"x_hat": x + 0.1, "likelihoods": (torch.full((2, 4), 0.5), torch.full((2, 1), 0.25))}
     lambdas = torch.tensor([0.01, 0.1])
@@ -256,3 +257,76 @@ def test_level_balance_weighs_each_crop_and_leaves_the_logged_loss_alone(photos,
     straight = load_checkpoint(train(config(photos, 2), TINY, tmp_path / "s"))
     assert balanced.train_config.level_balance == 0.5
     assert any(not torch.equal(balanced.model[k], straight.model[k]) for k in straight.model)
+
+
+def bundle_files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_cli_export_records_the_data_and_replaces_a_bundle_only_with_force(photos, tmp_path, monkeypatch):
+    from aecodec.bundle import read_card
+    from aecodec.train.data import file_list_sha256, list_images
+    monkeypatch.chdir(tmp_path)  # so that the old default --out, weights/main, could only land in here
+    start = train(config(photos, 2), TINY, tmp_path / "start")
+    run = tmp_path / "run"
+    trained = cli("train", "--data", photos, "--out", run, "--resume", start, "--minutes", "0.01", "--threads", "1",
+                  "--batch-size", "2", "--crop", "64")
+    assert trained.exit_code == 0, trained.output
+    args = ["export", run / "last.ckpt", "--calibration-data", photos]
+    assert cli(*args).exit_code == 0
+    assert not (tmp_path / "weights").exists()
+    assert read_card(run / "export")["data"] == {
+        "folder": str(photos), "photos": 6, "file_list_sha256": file_list_sha256(photos, list_images(photos)),
+        "held_out_for_validation": 2}
+    first = bundle_files(run / "export")
+    refused = one_line_error(cli(*args))
+    assert f"{run / 'export'} already holds a weights bundle" in refused and "-f/--force" in refused
+    assert bundle_files(run / "export") == first
+    assert cli(*args, "--force").exit_code == 0
+    assert Codec(run / "export").model_id.hex() == read_card(run / "export")["model_id"]
+
+
+def test_export_leaves_no_half_bundle_and_says_when_the_data_is_not_recorded(photos, tmp_path):
+    from aecodec.bundle import read_card
+    path = train(config(photos, 2), TINY, tmp_path / "run")
+    old = torch.load(path, weights_only=False)  # as a checkpoint from before the data record
+    del old["train_config"]["data_photos"], old["train_config"]["data_list_sha256"]
+    torch.save(old, tmp_path / "old.ckpt")
+    too_small = tmp_path / "small"
+    too_small.mkdir()
+    for stem in load_checkpoint(path).validation_stems:
+        Image.fromarray(photo_like(32, 32)).save(too_small / f"{stem}.png")
+    with pytest.raises(ValueError, match="no calibration photo"):  # fails after the networks are written
+        export(tmp_path / "old.ckpt", tmp_path / "new", too_small, calibration_images=2)
+    assert not (tmp_path / "new").exists()
+    export(tmp_path / "old.ckpt", tmp_path / "bundle", photos, calibration_images=2)
+    data = read_card(tmp_path / "bundle")["data"]
+    assert data["folder"] == str(photos) and data["photos"] is None
+    assert data["note"] == "the number of photos and their list are not recorded in the checkpoint"
+    first = bundle_files(tmp_path / "bundle")
+    with pytest.raises(FileExistsError, match="use -f/--force"):
+        export(tmp_path / "old.ckpt", tmp_path / "bundle", photos, calibration_images=2)
+    with pytest.raises(ValueError, match="no calibration photo"):
+        export(tmp_path / "old.ckpt", tmp_path / "bundle", too_small, calibration_images=2, force=True)
+    assert bundle_files(tmp_path / "bundle") == first
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    mine = tmp_path / "mine"  # a folder without bundle files needs no -f, and keeps what else it holds
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    model_id = export(tmp_path / "old.ckpt", mine, photos, calibration_images=2)
+    assert Codec(mine).model_id == model_id and (mine / "notes.txt").read_text() == "kept"
+
+
+def test_cli_train_says_how_many_photos_validation_holds_out(tmp_path):
+    from aecodec.train.data import split_validation
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for count in (5, 8):  # large enough to train on: holding out eight is what leaves none
+        for i in range(count):
+            Image.fromarray(photo_like(130, 130, seed=i)).save(folder / f"p{i}.png")
+        result = cli("train", "--data", folder, "--out", tmp_path / "run", "--minutes", "0.01", "--threads", "1")
+        assert one_line_error(result) == (f"aecodec: error: {count} training photos found, but 8 are held out for "
+                                          "validation: training needs at least 9 (use a few hundred)")
+    assert not (tmp_path / "run").exists()
+    nine = [folder / f"p{i}.png" for i in range(9)]
+    assert [len(part) for part in split_validation(nine, 8)] == [1, 8]

@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -110,7 +111,8 @@ def run_bench(image_paths, codecs, repeats: int = 1, progress: bool = True, thre
     images = [(Path(p).name, load_rgb(Path(p))) for p in image_paths]
     total = sum(len(spec.qualities) for spec in specs) * len(images)
     results = BenchResults([], {s.name: s.note for s in specs}, environment(threads))
-    with tqdm(total=total, disable=not progress, unit="code", desc="bench") as bar:
+    # As batch does: a bar on a terminal only (disable=None), never carriage-return frames in a log.
+    with tqdm(total=total, disable=None if progress else True, unit="code", desc="bench", file=sys.stderr) as bar:
         for spec in specs:
             bar.set_postfix_str(spec.name)
             for name, rgb in images:

@@ -22,18 +22,33 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-def split_validation(paths: list[Path], count: int,
-                     stems: list[str] | None = None) -> tuple[list[Path], list[Path]]:
-    """Hold out a fixed handful: the given stems (a resumed run's), else the first by name hash.
+def file_list_sha256(folder: str | Path, paths: list[Path]) -> str:
+    """A short fingerprint of which photos a run saw: their paths under folder, not their pixels."""
+    names = sorted(p.relative_to(folder).as_posix() for p in paths)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def held_out_photos(paths: list[Path], count: int, stems: list[str] | None = None) -> list[Path]:
+    """A fixed handful: the given stems (a resumed run's), else the first `count` by name hash.
 
     Matching stems lets a re-encoded copy of the data (the GPU pack) hold out the same photos.
     """
     if stems:
-        held_out = {p for p in paths if p.stem in set(stems)}
-        return [p for p in paths if p not in held_out], sorted(held_out)
-    ranked = sorted(paths, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
-    held_out = set(ranked[:count])
-    return [p for p in paths if p not in held_out], sorted(held_out)
+        return sorted(p for p in paths if p.stem in set(stems))
+    return sorted(sorted(paths, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())[:count])
+
+
+def split_validation(paths: list[Path], count: int,
+                     stems: list[str] | None = None) -> tuple[list[Path], list[Path]]:
+    """(training photos, held-out photos); ValueError when holding out leaves nothing to train on."""
+    held_out = held_out_photos(paths, count, stems)
+    training = [p for p in paths if p not in set(held_out)]
+    if not training:
+        # Said here, not as "no photo is large enough" later, when the sampler finds none left.
+        held = len(held_out) if stems else count
+        raise ValueError(f"{len(paths)} training photos found, but {held} are held out for validation: "
+                         f"training needs at least {held + 1} (use a few hundred)")
+    return training, held_out
 
 
 def load_photo(path: Path, max_side: int, min_side: int) -> np.ndarray | None:

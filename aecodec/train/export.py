@@ -2,7 +2,7 @@
 
 A typical workflow looks like this::
 
-    export("runs/main/last.ckpt", "weights/main", calibration_dir="../shared/data/train")
+    export("runs/main/last.ckpt", "runs/main/export", calibration_dir="../shared/data/train")
 
 The hyper-synthesis is not exported to ONNX: it is converted to exact integer
 arithmetic (``aecodec.fixedpoint``) with activation ranges calibrated on
@@ -12,6 +12,12 @@ held-out training photos.
 from __future__ import annotations
 
 import datetime
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +25,12 @@ import torch
 from torch import nn
 
 from .. import probability
-from ..bundle import HASHED_FILES, HYPER_STRIDE, model_id_of, write_card, write_tables
+from ..bundle import HASHED_FILES, HYPER_STRIDE, MANIFEST, model_id_of, write_card, write_tables
 from ..fixedpoint import quantize_layers
-from .checkpoint import load_checkpoint, model_from_checkpoint
-from .data import list_images, load_photo, split_validation
+from ..refine.model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
+from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from .data import held_out_photos, list_images, load_photo
 from .loop import VALIDATION_SIDE, centre_crop
-from .model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
 
 OPSET = 17
 CALIBRATION_LEVELS = 5
@@ -97,25 +103,73 @@ def prepare_for_export(model: HyperpriorModel) -> HyperpriorModel:
     return model.eval()
 
 
-@torch.no_grad()
-def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: str | Path,
-           calibration_images: int = 8, extrapolated_levels: int = EXTRAPOLATED_LEVELS) -> bytes:
-    """Write a weights bundle; returns its model id."""
-    checkpoint = load_checkpoint(checkpoint_path)
-    model = prepare_for_export(model_from_checkpoint(checkpoint))
-    cfg = model.config
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    export_onnx(model.analysis, 3, out / "analysis.onnx")
-    export_onnx(model.hyper_analysis, cfg.latent_channels, out / "hyper_analysis.onnx")
-    export_onnx(model.synthesis, cfg.latent_channels, out / "synthesis.onnx")
+def check_output(out: Path, force: bool) -> None:
+    """Refuse a folder that holds any of a bundle's files, unless force: the shipped model is one."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{out} is not a folder")
+    present = [name for name in (MANIFEST, *HASHED_FILES) if (out / name).exists()]
+    if present and not force:
+        raise FileExistsError(errno.EEXIST, f"{out} already holds a weights bundle ({', '.join(present)}); "
+                                            "use -f/--force to overwrite it")
 
-    # Calibrate on held-out training photos: the same ones validation uses, never Kodak.
-    _, held_out = split_validation(list_images(calibration_dir), calibration_images, checkpoint.validation_stems)
-    max_side = checkpoint.train_config.max_side  # as training loaded them
+
+@contextmanager
+def staging_folder(out: Path) -> Iterator[Path]:
+    """A fresh folder beside out (so a rename moves it), removed at the end whatever happened."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name or 'weights'}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would become the bundle's own mode
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, out: Path, force: bool) -> None:
+    """Move a finished bundle to out: in one rename where out is new, else file by file, card last."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    check_output(out, force)  # again: another export may have written there meanwhile
+    # Without its card the folder is no loadable bundle, so no reader takes a mix of old and new files.
+    (out / MANIFEST).unlink(missing_ok=True)
+    for name in (*HASHED_FILES, MANIFEST):
+        os.replace(staging / name, out / name)
+
+
+def data_record(checkpoint: Checkpoint) -> dict:
+    """What the run trained on, as its checkpoint records it: the folder of its last start, and how many photos."""
+    config = checkpoint.train_config
+    record = {"folder": config.data, "photos": config.data_photos or None,
+              "file_list_sha256": config.data_list_sha256 or None,
+              "held_out_for_validation": len(checkpoint.validation_stems or []) or config.validation_images}
+    if not config.data_photos:
+        record["note"] = "the number of photos and their list are not recorded in the checkpoint"
+    return record
+
+
+def calibration_photos(checkpoint: Checkpoint, calibration_dir: str | Path, count: int) -> list[np.ndarray]:
+    """The held-out training photos, as training loaded them: the ones validation uses, never Kodak."""
+    held_out = held_out_photos(list_images(calibration_dir), count, checkpoint.validation_stems)
+    max_side = checkpoint.train_config.max_side
     photos = [p for p in (load_photo(path, max_side, HYPER_STRIDE) for path in held_out) if p is not None]
     if not photos:
         raise ValueError(f"no calibration photo of at least {HYPER_STRIDE}x{HYPER_STRIDE} pixels in {calibration_dir}")
+    return photos
+
+
+@torch.no_grad()
+def write_bundle(out: Path, checkpoint: Checkpoint, calibration_dir: str | Path, calibration_images: int,
+                 extrapolated_levels: int) -> bytes:
+    """Every file of the bundle into the folder out, which exists; returns the model id."""
+    model = prepare_for_export(model_from_checkpoint(checkpoint))
+    cfg = model.config
+    export_onnx(model.analysis, 3, out / "analysis.onnx")
+    export_onnx(model.hyper_analysis, cfg.latent_channels, out / "hyper_analysis.onnx")
+    export_onnx(model.synthesis, cfg.latent_channels, out / "synthesis.onnx")
+    photos = calibration_photos(checkpoint, calibration_dir, calibration_images)
     layers = quantize_layers(hyper_synthesis_layers(model.hyper_synthesis), calibration_hyper_latents(model, photos))
     scale_table = probability.scale_table()
     log_gain = extrapolate_gains(model.log_gain.double().numpy(), extrapolated_levels)
@@ -131,9 +185,25 @@ def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: st
         "training_seconds": round(checkpoint.seconds_trained),
         "lambda_range": [cfg.lambda_min, cfg.lambda_max],
         "extrapolated_levels": extrapolated_levels,  # gain rows below lambda_min, see extrapolate_gains
-        "data": "photographs listed in shared/data/train/MANIFEST.tsv (Kodak never used)",
+        "data": data_record(checkpoint),
         "exported": datetime.date.today().isoformat(), "files": list(HASHED_FILES),
         "kodak_rd": None,
     }
     write_card(out, card)
+    return model_id
+
+
+def export(checkpoint_path: str | Path, out_dir: str | Path, calibration_dir: str | Path,
+           calibration_images: int = 8, extrapolated_levels: int = EXTRAPOLATED_LEVELS, force: bool = False) -> bytes:
+    """Write a weights bundle, whole or not at all; returns its model id.
+
+    A folder that already holds a bundle's files is refused unless force. The bundle is built in a
+    folder beside out_dir, so a failure or a kill part-way leaves out_dir as it was.
+    """
+    out = Path(out_dir)
+    check_output(out, force)  # before the slow part
+    checkpoint = load_checkpoint(checkpoint_path)
+    with staging_folder(out) as staging:
+        model_id = write_bundle(staging, checkpoint, calibration_dir, calibration_images, extrapolated_levels)
+        publish(staging, out, force)
     return model_id
