@@ -27,6 +27,7 @@ import numpy as np
 
 from .entropy import EntropyTables
 from .fixedpoint import OUTPUT_FRACTION_BITS, FixedConv, check_layers
+from .model_config import ModelConfig
 from .probability import fixed_point
 
 NETWORKS = ("analysis", "hyper_analysis", "synthesis")
@@ -46,7 +47,11 @@ class ModelNotFound(LookupError):
 class ModelBundle:
     folder: Path
     model_id: bytes
-    card: dict
+    card: dict  # the model card as written, for display; the code reads the typed fields below
+    config: ModelConfig
+    extrapolated_levels: int  # gain rows export added below the lowest trained level
+    latent_stride: int  # image pixels per latent element
+    hyper_stride: int  # image pixels per hyper-latent element
     log_gain: np.ndarray  # (levels, M)
     log_inverse_gain: np.ndarray  # (levels, M)
     hyper_synthesis: list[FixedConv]
@@ -57,14 +62,6 @@ class ModelBundle:
     @property
     def levels(self) -> int:
         return len(self.log_gain)
-
-    @property
-    def latent_stride(self) -> int:
-        return int(self.card.get("model_config", {}).get("latent_stride", LATENT_STRIDE))
-
-    @property
-    def hyper_stride(self) -> int:
-        return int(self.card.get("model_config", {}).get("hyper_stride", HYPER_STRIDE))
 
     def network_path(self, name: str) -> Path:
         return self.folder / f"{name}.onnx"
@@ -136,8 +133,13 @@ def load_bundle(folder: str | Path) -> ModelBundle:
         for i, (shift, relu, shuffle) in enumerate(zip(t["layer_shifts"], t["layer_relu"], t["layer_shuffle"]))
     ]
     check_layers(layers)
+    card = read_card(folder)
+    entries = card["model_config"]
     return ModelBundle(
-        folder=folder, model_id=model_id_of(folder), card=read_card(folder),
+        folder=folder, model_id=model_id_of(folder), card=card, config=ModelConfig.from_card(entries),
+        extrapolated_levels=int(card.get("extrapolated_levels") or 0),
+        latent_stride=int(entries.get("latent_stride", LATENT_STRIDE)),
+        hyper_stride=int(entries.get("hyper_stride", HYPER_STRIDE)),
         log_gain=t["log_gain"], log_inverse_gain=t["log_inverse_gain"],
         hyper_synthesis=layers, scale_table=fixed_point(t["scale_table"], OUTPUT_FRACTION_BITS),
         latent_tables=EntropyTables(_split_tables(t["latent_pmfs"], t["latent_lengths"]), t["latent_offsets"]),

@@ -44,6 +44,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from .quality import from_hundredths, to_hundredths
+
 MAGIC = b"AEC\x1a"
 VERSION = 2  # the newest version this build reads and writes
 READABLE = (1, 2)
@@ -107,9 +109,7 @@ def pack(header: Header, streams: Streams) -> bytes:
         raise ValueError(f"unknown colour layout {header.layout!r}")
     if header.has_alpha != bool(streams.alpha):
         raise ValueError("an alpha stream goes with layouts RGBA and LA, and only with them")
-    quality = round(header.quality * 100)
-    if not 100 <= quality <= 10000:
-        raise ValueError(f"quality {header.quality} is outside 1..100")
+    quality = to_hundredths(header.quality)
     flags = (FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0) | (FLAG_DETAIL if streams.detail else 0)
     version = 2 if streams.detail else 1  # the oldest version that can hold the file, for older readers
     parts = [_FIXED.pack(MAGIC, version, LAYOUTS.index(header.layout), flags, header.model_id,
@@ -139,10 +139,12 @@ def _read_fixed(data: bytes) -> tuple[Header, int, list[int], int]:
     known = FLAG_ICC | FLAG_EXIF | (FLAG_DETAIL if version >= 2 else 0)
     if flags & ~known:
         raise FormatError(f"unknown flags 0x{flags:02x} for format version {version}")
-    if not 100 <= quality <= 10000:
-        raise FormatError(f"quality {quality / 100} is outside 1..100")
+    try:
+        quality = from_hundredths(quality)
+    except ValueError as error:
+        raise FormatError(str(error)) from None
     check_dimensions(width, height)
-    header = Header(LAYOUTS[layout], model_id, width, height, quality / 100, version)
+    header = Header(LAYOUTS[layout], model_id, width, height, quality, version)
     optional = (int(header.has_alpha) + int(bool(flags & FLAG_ICC)) + int(bool(flags & FLAG_EXIF))
                 + int(bool(flags & FLAG_DETAIL)))
     offset = _FIXED.size + optional * _LENGTH.size

@@ -7,17 +7,19 @@ A typical workflow looks like this::
     quality, data = fit_quality_refined(encode, refine, budget)   # --target-size at effort > 0
 
 Effort above 0 refines each image's latent and hyper-latent against the
-model's rate-distortion loss (``aecodec.train.refine``), then codes them on the
+model's rate-distortion loss (``aecodec.refine.refiner``), then codes them on the
 usual exact path: only which integers are sent changes. The refinement needs
-torch, which the runtime never imports at effort 0.
+torch, which the runtime never imports at effort 0: ``load_refiner`` is the
+runtime's one import of ``aecodec.refine``, and that never imports ``aecodec.train``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable
 
-from .ratecontrol import QUALITY_MAX, fit_quality
+from . import quality as quality_rules
+from .extras import INSTALL, MissingExtra, missing
+from .ratecontrol import fit_quality
 
 # Refinement iterations of each level, index = effort, chosen from bench/effort_gain.py's curve on
 # a Kodak subset (bench/results/effort_gain.json, model 5a9815c124e6700e): BD-rate against effort 0
@@ -26,38 +28,35 @@ from .ratecontrol import QUALITY_MAX, fit_quality
 # an already long encode (75 s/MPx at 2 threads) for about 1% more.
 EFFORT_ITERATIONS = (0, 25, 50, 100, 200)
 MAX_EFFORT = len(EFFORT_ITERATIONS) - 1
-INSTALL = 'pip install torch==2.13.0 "aecodec[effort]"'
+NEEDS = ["torch", "onnx"]  # the 'effort' extra
 
 
-class EffortUnavailable(RuntimeError):
+class EffortUnavailable(MissingExtra):
     """Effort above 0 was asked for, but torch (the 'effort' extra) is not installed."""
 
 
-def iterations_for(effort: int) -> int:
-    if not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
-        raise ValueError(f"effort must be an integer from 0 to {MAX_EFFORT}, not {effort!r}")
+def iterations_for(effort: int, lowest: int = 0) -> int:
+    """Refinement iterations of an effort level; the only check of its range (lowest: 1 where 0 means nothing)."""
+    if not isinstance(effort, int) or not lowest <= effort <= MAX_EFFORT:
+        raise ValueError(f"effort must be an integer from {lowest} to {MAX_EFFORT}, not {effort!r}")
     return EFFORT_ITERATIONS[effort]
 
 
-def _unavailable(missing: str) -> EffortUnavailable:
-    return EffortUnavailable(f"effort above 0 needs {missing}, from the 'effort' extra: {INSTALL}")
+def _unavailable(absent: str) -> EffortUnavailable:
+    return EffortUnavailable(f"effort above 0 needs {absent}, from the 'effort' extra: {INSTALL['effort']}")
 
 
 def check_effort_available() -> None:
     """Raise EffortUnavailable before any work when torch or onnx is missing; imports neither."""
-    for name in ("torch", "onnx"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise _unavailable(name)
+    absent = missing(NEEDS)
+    if absent:
+        raise _unavailable(absent[0])
 
 
 def load_refiner(bundle, threads: int = 0):
     """The torch refinement of a weights bundle, or one line saying what to install."""
     try:
-        from .train.refine import Refiner
+        from .refine.refiner import Refiner
     except ImportError as error:
         raise _unavailable((error.name or "torch").split(".")[0]) from None
     return Refiner(bundle, threads=threads)
@@ -78,7 +77,7 @@ def fit_quality_refined(encode: Callable[[float], bytes], refine: Callable[[floa
     first = refine(quality)
     if len(first) > budget:
         return quality, plain
-    if len(first) >= len(plain) or quality >= QUALITY_MAX:
+    if len(first) >= len(plain) or quality >= quality_rules.MAX:
         return quality, first
     higher, _ = fit_quality(encode, int(budget * len(plain) / len(first)))  # a larger budget: reachable
     if higher <= quality:

@@ -70,6 +70,33 @@ class EntropyTables:
         return len(self.models)
 
 
+def symbol_bits(tables: EntropyTables) -> list[np.ndarray]:
+    """Bits of each symbol of each table, -log2 of its probability; the last one is the escape's."""
+    return [-np.log2(pmf / float(1 << PMF_BITS)) for pmf in tables.pmfs]
+
+
+def escape_bits(values: np.ndarray) -> np.ndarray:
+    """Bits an escaped value adds after its escape symbol: its zig-zag LEB128 varint, whole bytes of 7
+    payload bits each (what _zigzag_varints writes)."""
+    values = np.asarray(values, dtype=np.int64)
+    zigzag = np.where(values >= 0, 2 * values, -2 * values - 1)
+    extra_bytes = sum((zigzag >= 1 << (7 * k)).astype(np.int64) for k in range(1, 9))
+    return 8.0 * (1 + extra_bytes)
+
+
+def value_bits(tables: EntropyTables, values: np.ndarray) -> np.ndarray:
+    """(len(values), len(tables)): the bits each table spends on each value, escapes included.
+    The symbols' bits are their information content, what ANS spends up to a few bits per stream."""
+    values = np.asarray(values, dtype=np.int64)
+    escaped = escape_bits(values)
+    costs = np.empty((len(values), len(tables)))
+    for t, bits in enumerate(symbol_bits(tables)):
+        symbol = values - tables.offsets[t]
+        inside = (symbol >= 0) & (symbol < tables.sizes[t])
+        costs[:, t] = np.where(inside, bits[np.clip(symbol, 0, len(bits) - 1)], bits[-1] + escaped)
+    return costs
+
+
 def _zigzag_varints(values: np.ndarray) -> bytes:
     out = bytearray()
     for v in values.tolist():

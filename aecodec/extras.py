@@ -17,6 +17,7 @@ INSTALL = {
     # torch first: the extra's range accepts the CPU wheel, which pip would not pick by itself
     "train": 'pip install torch==2.13.0 "aecodec[train]"',
     "bench": 'pip install "aecodec[bench]"',
+    "effort": 'pip install torch==2.13.0 "aecodec[effort]"',
 }
 
 
@@ -26,7 +27,14 @@ class MissingExtra(RuntimeError):
 
 def missing(modules: list[str]) -> list[str]:
     """The modules of this list that cannot be imported."""
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+    return [name for name in modules if not _found(name)]
+
+
+def _found(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken or half-removed install counts as missing
+        return False
 
 
 def require(extra: str, modules: list[str], purpose: str) -> None:

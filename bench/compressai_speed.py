@@ -1,7 +1,7 @@
 """Time CompressAI's mean-scale hyperprior on this machine, for the speed comparison in the README.
 
     pip install --no-deps compressai==1.2.8 && pip install scipy
-    python bench/compressai_speed.py ../shared/data/kodak/kodim23.png --threads 2
+    python -m bench.compressai_speed ../shared/data/kodak/kodim23.png --threads 2
 
 The model is mbt2018-mean at N=128, M=192 (CompressAI's ``MeanScaleHyperprior``),
 freshly initialised: pretrained weights would need a download, and the

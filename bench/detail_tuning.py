@@ -1,6 +1,6 @@
 """How much of the quality's lambda the detail layer's choices should weigh: BD-rate against no detail layer.
 
-    python bench/detail_tuning.py                       # bench/results/detail_tuning.json
+    python -m bench.detail_tuning                       # bench/results/detail_tuning.json
 
 Runs on the run's held-out training photos (runs/main/validation_images.txt), never on Kodak.
 For each quality the learned part is coded once; then the detail stream is chosen again at each
@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec import container, detail  # noqa: E402
-from aecodec.codec import Codec  # noqa: E402
-from aecodec.metrics import bd_rate, psnr  # noqa: E402
+from aecodec import container, detail
+from aecodec.codec import Codec
+from aecodec.metrics import bd_rate, psnr
 
 QUALITIES = (15, 30, 45, 60, 75, 90, 100)
 SCALES = (0.4, 0.6, 1.0)

@@ -2,8 +2,8 @@
 
 A typical run looks like this (pause training first: it times the CPU)::
 
-    python bench/effort_gain.py ../shared/data/kodak --threads 2     # 6 images x 3 qualities x 0..200 iterations
-    python bench/effort_gain.py ../shared/data/kodak --images kodim23 --qualities 60 --iterations 0 5 \\
+    python -m bench.effort_gain ../shared/data/kodak --threads 2     # 6 images x 3 qualities x 0..200 iterations
+    python -m bench.effort_gain ../shared/data/kodak --images kodim23 --qualities 60 --iterations 0 5 \\
         --out /tmp/smoke.json                                          # a smoke test
 
 For each image the analysis runs once; for each quality and iteration count the latents are refined
@@ -19,22 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from aecodec.codec import Codec
+from aecodec.metrics import bd_rate, psnr
+from aecodec.quality import rate_tradeoff
+from aecodec.refine.refiner import RefineSettings, Refiner
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402  after the path: the bench runs from a checkout
-
-from aecodec.codec import Codec  # noqa: E402
-from aecodec.metrics import bd_rate, psnr  # noqa: E402
-from aecodec.train.refine import RefineSettings, Refiner, rate_tradeoff  # noqa: E402
 
 IMAGES = ("kodim01", "kodim04", "kodim07", "kodim13", "kodim19", "kodim23")  # walls, face, flowers, river, fence, birds
 QUALITIES = (15, 45, 75)

@@ -1,6 +1,6 @@
 """What the exact integer hyper-synthesis costs against the float one it replaces, as a BD-rate.
 
-    python bench/fixedpoint_cost.py runs/main/last.ckpt weights/main ../shared/data/kodak
+    python -m bench.fixedpoint_cost runs/main/last.ckpt weights/main ../shared/data/kodak
 
 Both paths code real files with the same tables; the float path is what a codec
 without the determinism guarantee would do (float64 numpy convolutions of the
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec import fixedpoint, probability  # noqa: E402
-from aecodec.codec import Codec  # noqa: E402
-from aecodec.imageio import load_image  # noqa: E402
-from aecodec.metrics import bd_rate, psnr  # noqa: E402
+from aecodec import fixedpoint, probability
+from aecodec.codec import Codec
+from aecodec.imageio import load_image
+from aecodec.metrics import bd_rate, psnr
 
 QUALITIES = (1, 20, 40, 60, 80, 100)
 

@@ -2,8 +2,8 @@
 
 A typical run looks like this::
 
-    nice -n 19 python bench/fuzz_decoder.py --cases 100000          # bench/results/fuzz_decoder.json
-    python bench/fuzz_decoder.py --replay 1234 --seed 0             # one case again, with its traceback
+    nice -n 19 python -m bench.fuzz_decoder --cases 100000          # bench/results/fuzz_decoder.json
+    python -m bench.fuzz_decoder --replay 1234 --seed 0             # one case again, with its traceback
 
 Seed files are tiny (16x16 and a few odd layouts) and made with the test model in
 tests/data/tiny_weights, so one case costs a few milliseconds. Every case draws its
@@ -23,7 +23,6 @@ import platform
 import random
 import re
 import struct
-import sys
 import time
 import traceback
 import warnings
@@ -32,13 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the stream rewriting is shared with the hostile-decoder tests
+from aecodec import container
+from aecodec.codec import Codec
+from aecodec.container import FormatError
+from aecodec.rewrite import fix_crc, join_streams, restream, split_streams  # shared with the hostile-decoder tests
 
-from aecodec import container  # noqa: E402
-from aecodec.codec import Codec  # noqa: E402
-from aecodec.container import FormatError  # noqa: E402
-from helpers import fix_crc, join_streams, restream, split_streams  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
 MAX_DECODED_PIXELS = 1 << 20  # larger declared sizes are valid and merely slow: counted, not decoded

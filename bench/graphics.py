@@ -1,6 +1,6 @@
 """Synthetic graphics (text on colour, thin lines, flat patches, gradients, UI) against Pillow JPEG.
 
-    python bench/graphics.py --quality 90 --out bench/results/graphics.json
+    python -m bench.graphics --quality 90 --out bench/results/graphics.json
 
 The pictures are drawn by aecodec.bench.graphics; the same quality number goes to both codecs,
 then aecodec gets JPEG's file size as its budget.
@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.bench.graphics import compare_with_jpeg, rows_as_dicts  # noqa: E402
-from aecodec.codec import Codec  # noqa: E402
+from aecodec.bench.graphics import compare_with_jpeg, rows_as_dicts
+from aecodec.codec import Codec
 
 
 def main() -> None:

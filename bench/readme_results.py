@@ -1,6 +1,6 @@
 """Write the README's results section from the committed benchmark files.
 
-    python bench/readme_results.py --reference ../shared/anchors/kodak/kodak__vtm.json ...
+    python -m bench.readme_results --reference ../shared/anchors/kodak/kodak__vtm.json ...
 
 Reads bench/results/kodak/results.json, bench/results/speed/{speed,compressai}.json,
 bench/results/large_image.json and the --effort results (bench/results/effort_gain.json,
@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.bench.curves import Curve, load_references  # noqa: E402
-from aecodec.bench.speed import speed_table  # noqa: E402
-from aecodec.effort import EFFORT_ITERATIONS  # noqa: E402
-from aecodec.metrics import bd_rate  # noqa: E402
+from aecodec.bench.curves import Curve, load_references
+from aecodec.bench.speed import speed_table
+from aecodec.effort import EFFORT_ITERATIONS
+from aecodec.metrics import bd_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results -->", "<!-- /results -->"

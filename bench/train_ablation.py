@@ -1,10 +1,10 @@
 """Which training changes learn fastest here: short runs from one checkpoint, at equal training pixels.
 
-    python bench/train_ablation.py --start runs/ablation/start.ckpt --steps 1500 \\
+    python -m bench.train_ablation --start runs/ablation/start.ckpt --steps 1500 \\
         --out bench/results/train_ablation.json
-    python bench/train_ablation.py --start runs/main/last.ckpt --steps 1500 \\
+    python -m bench.train_ablation --start runs/main/last.ckpt --steps 1500 \\
         --variants "long run,long run lr1e-5 cool-down" --out bench/results/train_cooldown.json
-    python bench/train_ablation.py --start runs/balance/start.ckpt --steps 1500 --runs runs/balance \\
+    python -m bench.train_ablation --start runs/balance/start.ckpt --steps 1500 --runs runs/balance \\
         --variants "long run,long run level-balance 0.5" --out bench/results/train_balance.json
 
 Every variant resumes the same checkpoint, trains the same number of pixels (steps x batch x crop^2
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -27,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train import loop, model as model_module  # noqa: E402
-from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from aecodec.train.data import list_images, split_validation  # noqa: E402
-from aecodec.train.model import rd_loss  # noqa: E402
+from aecodec.refine import model as model_module
+from aecodec.train import loop
+from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
+from aecodec.train.data import list_images, split_validation
+from aecodec.train.loss import rd_loss
 
 EVAL_LEVELS = (1.0, 3.5, 6.0)  # fixed rates the variants are scored at: low, middle, high
 PIXELS_PER_STEP = 16 * 128 * 128

@@ -1,6 +1,6 @@
 """Training throughput of the shipped architecture, in megapixels per second, per configuration.
 
-    python bench/train_throughput.py --out bench/results/train_throughput.json
+    python -m bench.train_throughput --out bench/results/train_throughput.json
 
 Run it with nothing else on the machine: timings taken beside a training run are worthless.
 Every configuration trains the same model on the same random crops for a few steps;
@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train.cli_support import fast_bf16_cpu  # noqa: E402
-from aecodec.train.config import ModelConfig  # noqa: E402
-from aecodec.train.model import HyperpriorModel, rd_loss  # noqa: E402
+from aecodec.model_config import ModelConfig
+from aecodec.refine.model import HyperpriorModel
+from aecodec.refine.precision import fast_bf16_cpu
+from aecodec.train.loss import rd_loss
 
 # Names are used on the command line (comma-separated), so they hold no commas.
 CONFIGS = {

@@ -1,6 +1,6 @@
 """Put a GPU window's checkpoint back together from the pieces that came back.
 
-    python scripts/gpu_join.py <files_at> --out runs/gpu/last.ckpt
+    python -m scripts.gpu_join <files_at> --out runs/gpu/last.ckpt
     aecodec train --resume runs/gpu/last.ckpt --out runs/gpu --minutes 60
 
 Every piece is checked against the manifest's SHA-256 before anything is written, and the
@@ -10,12 +10,10 @@ checkpoint is written atomically, so a damaged transfer never replaces a good ch
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
-from gpu_pieces import join_pieces  # noqa: E402
+from aecodec.train.checkpoint import load_checkpoint
+
+from .gpu_pieces import join_pieces
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """What may travel to a lent GPU machine and what may come back, checked before device time is spent.
 
-    python scripts/gpu_limits.py travel --carry pack     # the working tree plus pack/ under 64 MiB?
-    python scripts/gpu_limits.py return out --minutes 9  # $OUT's files: count, sizes, depth, names
+    python -m scripts.gpu_limits travel --carry pack     # the working tree plus pack/ under 64 MiB?
+    python -m scripts.gpu_limits return out --minutes 9  # $OUT's files: count, sizes, depth, names
 
 The numbers are the device tool's (/work/.library/device/README.md): the tracked and
 untracked-not-ignored files plus carried paths travel, at most 64 MiB; at most 8 files of
@@ -67,7 +67,7 @@ def check_travel(carried: list[Path], root: Path = ROOT) -> dict:
     if total + TRAVEL_MARGIN > TRAVEL_LIMIT:
         parts = ", ".join(f"{name} {size / MiB:.1f}" for name, size in sizes.items())
         raise LimitError(f"{total / MiB:.1f} MiB would travel ({parts}); the limit is {TRAVEL_LIMIT / MiB:.0f} MiB "
-                         f"with {TRAVEL_MARGIN / MiB:.0f} MiB to spare: pack less (gpu_pack.py --max-mb)")
+                         f"with {TRAVEL_MARGIN / MiB:.0f} MiB to spare: pack less (python -m scripts.gpu_pack --max-mb)")
     return {**sizes, "total": total}
 
 

@@ -1,6 +1,6 @@
 """Pack what a GPU window needs into pack/, sized so that it travels with the working tree.
 
-    python scripts/gpu_pack.py --data ../shared/data/train --checkpoint runs/main/last.ckpt --out pack
+    python -m scripts.gpu_pack --data ../shared/data/train --checkpoint runs/main/last.ckpt --out pack
 
 pack/ (git-ignored) holds:
   start.pt      the checkpoint with its weights in bf16 (7.8 MiB for N=96, M=160; rounding moves
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from aecodec.train.data import list_images  # noqa: E402
-from aecodec.train.synthetic import synthetic_crop  # noqa: E402
-from gpu_limits import TRAVEL_LIMIT, TRAVEL_MARGIN, MiB, check_travel, needed_rate, tree_bytes  # noqa: E402
+from aecodec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from aecodec.train.data import list_images
+from aecodec.train.synthetic import synthetic_crop
+
+from .gpu_limits import TRAVEL_LIMIT, TRAVEL_MARGIN, MiB, check_travel, needed_rate, tree_bytes
 
 START_FILE = "start.pt"
 

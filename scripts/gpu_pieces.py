@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from aecodec.train.checkpoint import Checkpoint, checkpoint_bytes
-from gpu_limits import LOG_RESERVE, RETURN_FILE_LIMIT, RETURN_FILES, RETURN_TOTAL_LIMIT, LimitError, MiB
+from .gpu_limits import LOG_RESERVE, RETURN_FILE_LIMIT, RETURN_FILES, RETURN_TOTAL_LIMIT, LimitError, MiB
 
 PIECE_BYTES = 15 * MiB
 STEM = "last.ckpt"

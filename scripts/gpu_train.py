@@ -1,14 +1,15 @@
 """One GPU window: train from pack/ until the window's clock runs out, then send the checkpoint back in pieces.
 
-    python scripts/gpu_train.py --pack pack --out "$OUT" --minutes 9 --device cuda   # gpu_train.sh runs this
+    python -m scripts.gpu_train --pack pack --out "$OUT" --minutes 9 --device cuda   # gpu_train.sh runs this
 
 Every second counts against the window from the moment gpu_train.sh started: loading torch,
 decoding the pack, compiling, training, and cutting the checkpoint (--save-seconds are kept
 for that). The pack is decoded once into one uint8 tensor on the device and cropped there
-(gpu_crops.py); steps run under bf16 autocast in channels_last, optionally compiled.
+(gpu_crops.py); steps run under bf16 autocast in channels_last, their losses optionally compiled.
+Each step is aecodec/train/loop.py's train_step, the CPU loop's own.
 
 The checkpoint is aecodec/train/checkpoint.py's and its train_config is the one the CPU run had (with
-this window recorded in extra["gpu_windows"]), so that after scripts/gpu_join.py
+this window recorded in extra["gpu_windows"]), so that after `python -m scripts.gpu_join`
 `aecodec train --resume` continues on the CPU with the CPU's batch, crop and learning rate.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -27,16 +27,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state  # noqa: E402
-from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
-from aecodec.train.data import list_images, split_validation  # noqa: E402
-from aecodec.train.loop import learning_rate, update_average  # noqa: E402
-from aecodec.train.model import HyperpriorModel, level_weights, rd_loss  # noqa: E402
-from gpu_crops import DeviceCrops  # noqa: E402
-from gpu_limits import TARGET_GIGAPIXELS, MiB, needed_rate  # noqa: E402
-from gpu_pack import START_FILE  # noqa: E402
-from gpu_pieces import PIECE_BYTES, fitted_checkpoint, write_pieces  # noqa: E402
+from aecodec.model_config import ModelConfig
+from aecodec.refine.model import HyperpriorModel
+from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state
+from aecodec.train.config import TrainConfig
+from aecodec.train.data import list_images, split_validation
+from aecodec.train.distributed import Ranks
+from aecodec.train.loop import Run, learning_rate, step_losses, train_step
+
+from .gpu_crops import DeviceCrops
+from .gpu_limits import TARGET_GIGAPIXELS, MiB, needed_rate
+from .gpu_pack import START_FILE
+from .gpu_pieces import PIECE_BYTES, fitted_checkpoint, write_pieces
 
 LOG_SECONDS = 15
 
@@ -95,7 +97,7 @@ def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
 
 
 class Trainer:
-    """Model, optimizer, moving average and crops on the device; one call of step() is one training step."""
+    """The run (model, optimizer, moving average, counters) and crops on the device; step() is one training step."""
 
     def __init__(self, start: Checkpoint | None, model_config: ModelConfig, config: TrainConfig,
                  crops: DeviceCrops, use_compile: bool):
@@ -103,39 +105,30 @@ class Trainer:
         model = HyperpriorModel(model_config)
         if start is not None:
             model.load_state_dict(start.model)
-        self.model = model.to(device, memory_format=torch.channels_last)
-        self.average = copy.deepcopy(self.model).requires_grad_(False) if config.ema_decay > 0 else None
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=cuda)
+        model = model.to(device, memory_format=torch.channels_last)
+        average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay > 0 else None
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=cuda)
+        step = start.step if start else 0
+        # run.rng goes unused here: crops and levels come from self.generator, on the device.
+        self.run = Run(model, optimizer, np.random.default_rng([config.seed, step]), Ranks(), device, average,
+                       step=step, pixels_seen=start.pixels_seen if start else 0)
         self.config, self.levels, self.crops = config, model_config.levels, crops
-        self.generator = torch.Generator(device=device).manual_seed(config.seed + (start.step if start else 0))
+        self.generator = torch.Generator(device=device).manual_seed(config.seed + step)
+        self.eager_losses = step_losses(model, model, config)
         self.losses = torch.compile(self.eager_losses) if use_compile else self.eager_losses
 
     @property
     def compiled(self) -> bool:
         return self.losses != self.eager_losses
 
-    def eager_losses(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        lambdas = self.model.lambdas(level)
-        weights = level_weights(lambdas, self.model.config, self.config.level_balance)
-        metrics = rd_loss(self.model(x, level, bf16=self.config.bf16), x, lambdas, weights)
-        # What is minimised is also what is logged here: the loss itself unless --level-balance weighs it.
-        return metrics["objective"], metrics["bpp"].mean(), metrics["psnr"].mean()
-
     def step(self, lr: float) -> torch.Tensor:
         """One step; (loss, bpp, psnr) stay on the device, so nothing waits for the GPU here."""
         config = self.config
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         x = self.crops.batch(config.batch, self.generator)
         level = torch.rand(config.batch, device=config.device, generator=self.generator) * (self.levels - 1)
-        loss, bpp, psnr = self.losses(x, level)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        if self.average is not None:
-            update_average(self.average, self.model, config.ema_decay)
-        return torch.stack([loss.detach(), bpp.detach(), psnr.detach()])
+        metrics = train_step(self.run, self.losses, (x, level), config, lr)
+        # What is minimised is also what is logged here: the loss itself unless --level-balance weighs it.
+        return torch.stack([metrics["objective"].detach(), metrics["bpp"].mean(), metrics["psnr"].mean()])
 
     def first_step(self, lr: float, window: Window) -> torch.Tensor:
         """The first step compiles (when asked) and tunes cuDNN; a compiler failure must not cost the window."""
@@ -150,14 +143,18 @@ class Trainer:
 
     def snapshot(self) -> dict:
         """A copy on the device (four copies of the weights): cheap beside what a divergence would lose."""
-        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                              "average": self.average.state_dict() if self.average is not None else None})
+        run = self.run
+        return copy.deepcopy({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                              "average": run.average.state_dict() if run.average is not None else None,
+                              "step": run.step, "pixels_seen": run.pixels_seen})
 
     def restore(self, kept: dict) -> None:
-        self.model.load_state_dict(kept["model"])
-        self.optimizer.load_state_dict(kept["optimizer"])
-        if self.average is not None:
-            self.average.load_state_dict(kept["average"])
+        run = self.run
+        run.model.load_state_dict(kept["model"])
+        run.optimizer.load_state_dict(kept["optimizer"])
+        if run.average is not None:
+            run.average.load_state_dict(kept["average"])
+        run.step, run.pixels_seen = kept["step"], kept["pixels_seen"]
 
     def synchronize(self) -> None:
         if self.config.device.startswith("cuda"):
@@ -215,6 +212,44 @@ def pack_crops(pack: Path, start: Checkpoint | None, config: TrainConfig) -> tup
     return crops, stems
 
 
+def train_window(trainer: Trainer, window: Window, min_steps: int) -> tuple[float, float, float]:
+    """Step until the window's training time is spent (min_steps at least); (training, first step) seconds and
+    the steady rate in pixels per second after the first step."""
+    run, config = trainer.run, trainer.config
+    start_step = run.step
+    # The learning rate decays (if asked) over the last part of the time left when training starts.
+    schedule = replace(config, max_steps=0, minutes=max(window.left(), 1e-3) / 60)
+    training_started = time.time()
+    totals = trainer.first_step(learning_rate(schedule, run.step, start_step, 0.0), window)
+    trainer.synchronize()
+    first_step_seconds = time.time() - training_started
+    window.log(f"first step{' (compile included)' if trainer.compiled else ''}: {first_step_seconds:.1f} s")
+    pixels_per_step = config.batch * config.crop * config.crop
+    steady_from, steady_pixels = time.time(), 0
+    logged_steps, next_log = 1, time.time() + LOG_SECONDS
+    last_finite = None  # the run at the last log line with a finite loss: a divergence returns to it
+    while window.left() > 0 or run.step - start_step < min_steps:
+        totals += trainer.step(learning_rate(schedule, run.step, start_step, time.time() - training_started))
+        logged_steps += 1
+        steady_pixels += pixels_per_step
+        if time.time() >= next_log:
+            loss, bpp, psnr = (totals / logged_steps).tolist()  # the only sync: once per log line
+            rate = steady_pixels / (time.time() - steady_from)
+            window.log(f"step {run.step}, {(run.step - start_step) * pixels_per_step / 1e9:.2f} Gpx, "
+                       f"{rate / 1e6:.1f} MPx/s, loss {loss:.3f}, bpp {bpp:.3f}, psnr {psnr:.2f}")
+            if not np.isfinite(loss):
+                if last_finite is None:
+                    raise FloatingPointError("the loss is not finite and no earlier weights were kept")
+                trainer.restore(last_finite)
+                window.log(f"loss not finite: back to step {run.step}, where the window ends")
+                break
+            last_finite = trainer.snapshot()
+            totals, logged_steps, next_log = torch.zeros_like(totals), 0, time.time() + LOG_SECONDS
+    trainer.synchronize()
+    steady_rate = steady_pixels / max(time.time() - steady_from, 1e-9)
+    return time.time() - training_started, first_step_seconds, steady_rate
+
+
 def main() -> None:
     args = parse_args()
     window = Window(args.started_at or time.time(), args.minutes, args.save_seconds)
@@ -225,50 +260,18 @@ def main() -> None:
         window.log(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     start = load_start(Path(args.pack))
     model_config, cpu_config, config = window_configs(start, args)
-    step = start_step = start.step if start else 0
-    torch.manual_seed(config.seed + step)  # another window draws other crops and other noise
+    start_step, start_pixels = (start.step, start.pixels_seen) if start else (0, 0)
+    torch.manual_seed(config.seed + start_step)  # another window draws other crops and other noise
     crops, stems = pack_crops(Path(args.pack), start, config)
     window.log(f"pack decoded: {crops.photo_count} photos, {crops.synthetic_count} synthetic pictures "
                f"(share {crops.synthetic_share:g}), {crops.nbytes / 2**30:.2f} GiB on {config.device}")
     trainer = Trainer(start, model_config, config, crops, args.compile == "1" or (args.compile == "auto" and cuda))
-
-    # The learning rate decays (if asked) over the last part of the time left when training starts.
-    schedule = replace(config, max_steps=0, minutes=max(window.left(), 1e-3) / 60)
     training_started = time.time()
-    totals = trainer.first_step(learning_rate(schedule, step, start_step, 0.0), window)
-    trainer.synchronize()
-    step += 1
-    first_step_seconds = time.time() - training_started
-    window.log(f"first step{' (compile included)' if trainer.compiled else ''}: {first_step_seconds:.1f} s")
-    pixels_per_step = config.batch * config.crop * config.crop
-    steady_from, steady_pixels = time.time(), 0
-    logged_steps, next_log = 1, time.time() + LOG_SECONDS
-    last_finite = None  # (step, weights) at the last log line with a finite loss: a divergence returns them
-    while window.left() > 0 or step - start_step < args.min_steps:
-        totals += trainer.step(learning_rate(schedule, step, start_step, time.time() - training_started))
-        step += 1
-        logged_steps += 1
-        steady_pixels += pixels_per_step
-        if time.time() >= next_log:
-            loss, bpp, psnr = (totals / logged_steps).tolist()  # the only sync: once per log line
-            rate = steady_pixels / (time.time() - steady_from)
-            window.log(f"step {step}, {(step - start_step) * pixels_per_step / 1e9:.2f} Gpx, "
-                       f"{rate / 1e6:.1f} MPx/s, loss {loss:.3f}, bpp {bpp:.3f}, psnr {psnr:.2f}")
-            if not np.isfinite(loss):
-                if last_finite is None:
-                    raise FloatingPointError("the loss is not finite and no earlier weights were kept")
-                step, kept = last_finite
-                trainer.restore(kept)
-                window.log(f"loss not finite: back to step {step}, where the window ends")
-                break
-            last_finite = (step, trainer.snapshot())
-            totals, logged_steps, next_log = torch.zeros_like(totals), 0, time.time() + LOG_SECONDS
-    trainer.synchronize()
-    training_seconds = time.time() - training_started
-    steady_rate = steady_pixels / max(time.time() - steady_from, 1e-9)
-    window_pixels = (step - start_step) * pixels_per_step
+    training_seconds, first_step_seconds, steady_rate = train_window(trainer, window, args.min_steps)
+    run = trainer.run
+    steps, window_pixels = run.step - start_step, run.pixels_seen - start_pixels
 
-    record = {"steps": step - start_step, "gigapixels": window_pixels / 1e9, "batch": config.batch,
+    record = {"steps": steps, "gigapixels": window_pixels / 1e9, "batch": config.batch,
               "crop": config.crop, "lr": config.lr, "bf16": config.bf16, "compiled": trainer.compiled,
               "device": torch.cuda.get_device_name() if cuda else config.device,
               "steady_mpx_per_s": steady_rate / 1e6, "training_seconds": training_seconds}
@@ -277,20 +280,20 @@ def main() -> None:
     returned_config = replace(cpu_config, ema_decay=config.ema_decay, synthetic_share=config.synthetic_share,
                               extra=extra)
     checkpoint = Checkpoint(
-        model=on_cpu(trainer.model.state_dict()), optimizer=portable_optimizer_state(trainer.optimizer),
-        ema_model=on_cpu(trainer.average.state_dict()) if trainer.average is not None else None,
-        step=step, pixels_seen=(start.pixels_seen if start else 0) + window_pixels,
+        model=on_cpu(run.model.state_dict()), optimizer=portable_optimizer_state(run.optimizer),
+        ema_model=on_cpu(run.average.state_dict()) if run.average is not None else None,
+        step=run.step, pixels_seen=run.pixels_seen,
         seconds_trained=(start.seconds_trained if start else 0.0) + training_seconds,
         model_config=model_config, train_config=returned_config,
-        rng=rng_state(np.random.default_rng([config.seed, step])), validation_stems=stems,
+        rng=rng_state(np.random.default_rng([config.seed, run.step])), validation_stems=stems,
     )
     piece_bytes = int(args.piece_mb * MiB)
     data, kept = fitted_checkpoint(checkpoint, piece_bytes)
-    pieces = write_pieces(data, Path(args.out), {"step": step, "pixels_seen": checkpoint.pixels_seen, "kept": kept},
+    pieces = write_pieces(data, Path(args.out), {"step": run.step, "pixels_seen": run.pixels_seen, "kept": kept},
                           piece_bytes)
-    window.log(f"checkpoint: step {step}, {len(data) / MiB:.1f} MiB in {len(pieces)} pieces, {kept}")
+    window.log(f"checkpoint: step {run.step}, {len(data) / MiB:.1f} MiB in {len(pieces)} pieces, {kept}")
     report(window, args, training_started, training_seconds, first_step_seconds, window_pixels, steady_rate,
-           f"{step - start_step} steps of {config.batch}x{config.crop}x{config.crop}", cuda)
+           f"{steps} steps of {config.batch}x{config.crop}x{config.crop}", cuda)
 
 
 def report(window: Window, args: argparse.Namespace, training_started: float, training_seconds: float,

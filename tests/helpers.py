@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import subprocess
 import sys
-import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner, Result
+
+# The stream rewriting lives in the package, shared with bench/fuzz_decoder.py; the tests take it from here.
+from aecodec.rewrite import UNLIMITED_ESCAPE, fix_crc, join_streams, restream, split_streams  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
@@ -87,57 +87,9 @@ def only_line(done: subprocess.CompletedProcess, status: int) -> str:
     return stderr.rstrip("\n")
 
 
-# -- rewriting .aec files: the hostile-decoder tests and bench/fuzz_decoder.py ------------------
+# -- rewriting .aec files: the golden and hostile-decoder tests -----------------------------------
+
 
 def symbols_digest(array: np.ndarray) -> str:
     """SHA-256 of integers (decoded symbols) as little-endian int64: the same on every machine."""
     return hashlib.sha256(np.ascontiguousarray(array, dtype="<i8").tobytes()).hexdigest()
-
-
-UNLIMITED_ESCAPE = 1 << 62  # lets a rewritten stream carry values the real encoder refuses
-
-
-def fix_crc(data: bytes) -> bytes:
-    """The bytes with their last four replaced by the CRC32 of the rest, as a valid file has."""
-    body = bytes(data[:-4])
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def split_streams(data: bytes) -> tuple[bytes, list[int], list[bytes]]:
-    """(header bytes, offsets of the length fields, streams in file order) of a valid file."""
-    from aecodec import container
-    _, _, lengths, offset = container._read_fixed(data)
-    length_at = [25, 29] + [33 + 4 * i for i in range(len(lengths) - 2)]
-    streams, position = [], offset
-    for length in lengths:
-        streams.append(data[position:position + length])
-        position += length
-    return data[:offset], length_at, streams
-
-
-def join_streams(header: bytes, length_at: list[int], streams: list[bytes]) -> bytes:
-    """split_streams undone for any streams: each length field and the CRC made to match them."""
-    head = bytearray(header)
-    for at, stream in zip(length_at, streams):
-        struct.pack_into("<I", head, at, len(stream))
-    return fix_crc(bytes(head) + b"".join(streams) + b"\0\0\0\0")
-
-
-def restream(codec, data: bytes, hyper=None, residual=None) -> bytes:
-    """The file coded again from (changed) integers: its hyper-latent and its latent residual.
-
-    The entropy coder writes whatever values it is given, however large, so that what
-    reaches the decoder is limited only by the decoder's own checks.
-    """
-    from aecodec import container, entropy, fixedpoint
-    parsed = container.unpack(data)
-    old_hyper, _, old_residual = codec.decode_latent(parsed)
-    hyper = old_hyper if hyper is None else hyper
-    residual = old_residual if residual is None else residual
-    bundle = codec.bundle
-    _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
-    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
-    streams = replace(parsed.streams,
-                      hyper=entropy.encode(hyper, channel, bundle.hyper_tables, UNLIMITED_ESCAPE),
-                      latent=entropy.encode(residual, scale_index, bundle.latent_tables, UNLIMITED_ESCAPE))
-    return container.pack(parsed.header, streams)

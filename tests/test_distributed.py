@@ -13,7 +13,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
+from aecodec.model_config import ModelConfig  # noqa: E402
+from aecodec.train.config import TrainConfig  # noqa: E402
 from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
 from helpers import photo_like  # noqa: E402
 

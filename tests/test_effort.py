@@ -11,14 +11,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec import container, fixedpoint
+from aecodec import container, entropy, fixedpoint
 from aecodec.effort import EFFORT_ITERATIONS, fit_quality_refined, iterations_for
+from aecodec.quality import rate_tradeoff
 from helpers import TINY, TINY_WEIGHTS, aecodec_without, cli, only_line, photo_like, source_tree_env
 
-torch = pytest.importorskip("torch")
-from aecodec.train.refine import rate_tradeoff  # noqa: E402  after the skip: needs torch
-
 QUALITY = 60
+
+
+@pytest.fixture
+def effort_extra():
+    """What refining needs, the 'effort' extra: torch, and onnx to read the weights into it. The tests
+    without it (the range check, the search, the messages of an install without torch) still run."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,7 @@ def refine(codec, rgb, quality, iterations):
     return codec.refiner().refine(rgb, gained, hyper_latent, quality, iterations)
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_refinement_lowers_the_rd_loss_of_the_coded_file(codec, rgb):
     plain = codec.compress(rgb, quality=QUALITY)
     refined = codec.compress(rgb, quality=QUALITY, effort=2)
@@ -47,6 +54,7 @@ def test_refinement_lowers_the_rd_loss_of_the_coded_file(codec, rgb):
     assert codec.compress(rgb, quality=QUALITY, effort=2) == refined  # seeded: the same file every time
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_refined_file_decodes_to_the_symbols_that_were_chosen(codec, rgb):
     refined = refine(codec, rgb, QUALITY, 30)
     assert refined.iteration > 0 and refined.loss < refined.start_loss
@@ -63,6 +71,7 @@ def test_refined_file_decodes_to_the_symbols_that_were_chosen(codec, rgb):
     assert codec.decompress(data).size == (rgb.shape[1], rgb.shape[0])
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_nothing_better_found_sends_exactly_the_effort_0_file(codec, rgb):
     refined = refine(codec, rgb, QUALITY, 0)
     assert refined.iteration == 0 and refined.loss == refined.start_loss
@@ -72,6 +81,7 @@ def test_nothing_better_found_sends_exactly_the_effort_0_file(codec, rgb):
         codec.compress(rgb, quality=QUALITY, detail=False)
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_target_size_fits_at_every_level_and_buys_quality(codec, rgb):
     budget = len(codec.compress(rgb, quality=QUALITY))
     plain = container.read_header(codec.compress(rgb, target_size=budget)).quality
@@ -107,6 +117,7 @@ def test_effort_levels_are_checked(codec, rgb):
         codec.compress(rgb, effort=len(EFFORT_ITERATIONS))
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_pillow_plugin_and_cli_take_effort(codec, rgb, tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="AEC", quality=QUALITY, effort=1, codec=codec)
@@ -144,6 +155,7 @@ def test_api_effort_without_torch_names_the_extra():
     assert done.stdout.strip().endswith('pip install torch==2.13.0 "aecodec[effort]"'), done.stdout
 
 
+@pytest.mark.usefixtures("effort_extra")
 def test_bench_names_effort_codecs_only_when_asked(codec, rgb):
     from aecodec.bench.codecs import available_codecs, requested_efforts
 
@@ -152,3 +164,45 @@ def test_bench_names_effort_codecs_only_when_asked(codec, rgb):
     spec = available_codecs(codec, efforts=efforts)["aecodec-effort1"]
     data = spec.encode(rgb, QUALITY)
     assert data == codec.compress(rgb, quality=QUALITY, effort=1) and spec.decode(data).shape == rgb.shape
+
+
+def escaped_values() -> np.ndarray:
+    """Values around every varint length boundary, up to the largest the encoder accepts."""
+    edges = np.array([1 << (7 * k - 1) for k in range(1, 4)])  # zig-zag: where a varint grows a byte
+    near = np.concatenate([edges - 1, edges, edges + 1, [entropy.MAX_ESCAPE - 1]])
+    return np.concatenate([np.arange(-300, 301), near, -near])
+
+
+def test_escape_bits_are_the_bytes_the_encoder_writes():
+    values = escaped_values()
+    values = values[values != 0]  # the one value the table below holds: every other one escapes
+    tables = entropy.EntropyTables([np.array([(1 << entropy.PMF_BITS) - 1, 1])], np.array([0]))
+    blob = entropy.encode(values, np.zeros(len(values), np.int64), tables)
+    words = int.from_bytes(blob[:4], "little")
+    assert 8 * (len(blob) - 4 - 4 * words) == entropy.escape_bits(values).sum()
+
+
+@pytest.mark.usefixtures("effort_extra")
+def test_refinement_prices_escapes_as_entropy_does():
+    import torch
+
+    from aecodec.refine.refiner import escape_bits
+    values = escaped_values()
+    priced = escape_bits(torch.from_numpy(values).float()).numpy()
+    assert np.array_equal(priced, entropy.escape_bits(values))
+
+
+@pytest.mark.usefixtures("effort_extra")
+def test_refinement_charges_an_integer_hyper_latent_what_value_bits_says(codec):
+    import torch
+
+    from aecodec.refine.refiner import HyperTableBits
+    tables = codec.bundle.hyper_tables
+    rng = np.random.default_rng(0)
+    low, high = tables.offsets[:, None] - 3, (tables.offsets + tables.sizes)[:, None] + 3
+    values = rng.integers(low, high, (len(tables), 30))  # inside each table, and escaped just beyond it
+    values[:, :4] = [10000, -10000, 8192, -8193]  # escapes of 3-byte varints
+    hyper_latent = torch.from_numpy(values.reshape(1, len(tables), 5, 6)).float()
+    charged = float(HyperTableBits(tables, torch.device("cpu"))(hyper_latent))
+    expected = sum(entropy.value_bits(tables, row)[:, c].sum() for c, row in enumerate(values))
+    assert charged == pytest.approx(expected, rel=1e-6)

@@ -3,24 +3,21 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from aecodec.train.config import ModelConfig, TrainConfig  # noqa: E402
+from aecodec.model_config import ModelConfig  # noqa: E402
+from aecodec.refine.model import HyperpriorModel  # noqa: E402
 from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
+from aecodec.train.config import TrainConfig  # noqa: E402
 from aecodec.train.loop import train  # noqa: E402
-from aecodec.train.model import HyperpriorModel  # noqa: E402
-from helpers import photo_like, source_tree_env  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from gpu_limits import RETURN_FILES, LimitError, check_return  # noqa: E402
-from gpu_pieces import fitted_checkpoint, join_pieces, write_pieces  # noqa: E402
+from helpers import ROOT, photo_like, source_tree_env  # noqa: E402
+from scripts.gpu_limits import RETURN_FILES, LimitError, check_return  # noqa: E402
+from scripts.gpu_pieces import fitted_checkpoint, join_pieces, write_pieces  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)
 # A checkpoint file's keys, as loop.py wrote them before checkpoint.py: older files must keep loading.
@@ -45,12 +42,12 @@ def window(tmp_path_factory):
     config = TrainConfig(data=str(source), crop=64, batch=2, max_steps=2, validation_images=2, threads=1,
                          ema_decay=0.9, synthetic_share=0.25, checkpoint_minutes=100, validate_minutes=100)
     start = load_checkpoint(train(config, TINY, work / "cpu"))
-    packed = run([sys.executable, str(SCRIPTS / "gpu_pack.py"), "--data", str(source), "--checkpoint",
+    packed = run([sys.executable, "-m", "scripts.gpu_pack", "--data", str(source), "--checkpoint",
                   "cpu/last.ckpt", "--out", "pack", "--crop", "64", "--synthetic", "4", "--synthetic-side", "96"],
                  cwd=work)
-    dry_run = run(["bash", str(SCRIPTS / "gpu_train.sh"), "0.05", "--lr", "1e-4"], cwd=work, DEVICE="cpu",
-                  OUT="out", BATCH="2", CROP="64", PIECE_MB="0.1")
-    joined = run([sys.executable, str(SCRIPTS / "gpu_join.py"), "out", "--out", "gpu/last.ckpt"], cwd=work)
+    dry_run = run(["bash", str(ROOT / "scripts" / "gpu_train.sh"), "0.05", "--lr", "1e-4"], cwd=work,
+                  DEVICE="cpu", OUT="out", BATCH="2", CROP="64", PIECE_MB="0.1", PYTHON=sys.executable)
+    joined = run([sys.executable, "-m", "scripts.gpu_join", "out", "--out", "gpu/last.ckpt"], cwd=work)
     return {"work": work, "source": source, "start": start, "packed": packed, "dry_run": dry_run, "joined": joined}
 
 
@@ -149,7 +146,7 @@ def windows(picture, crop):
 
 
 def test_device_crops_are_flipped_windows_of_the_pictures():
-    from gpu_crops import DeviceCrops
+    from scripts.gpu_crops import DeviceCrops
     photos = [photo_like(40, 44, seed=1), photo_like(36, 38, seed=2)]
     synthetic = [photo_like(34, 34, seed=3)]
     crops = DeviceCrops(photos, synthetic, crop=32, min_scale=1.0, synthetic_share=0.3, device="cpu")
@@ -165,3 +162,52 @@ def test_device_crops_are_flipped_windows_of_the_pictures():
     assert 0 <= batch.min() and batch.max() <= 1
     patches = (batch.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     assert sum(patch.tobytes() not in allowed for patch in patches) > 0
+
+
+class FixedCrops:
+    """DeviceCrops' batch() without the randomness: the same crops every step."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def batch(self, count, generator):
+        return self.x
+
+
+def test_window_steps_through_the_cpu_loops_train_step():
+    """scripts/gpu_train.py's Trainer steps as the CPU loop does (level balance, clipping, Adam, moving
+    average): from the same weights, crops and levels, the same weights come out."""
+    from aecodec.train import loop
+    from aecodec.train.distributed import Ranks
+    from scripts.gpu_train import Trainer
+    config = TrainConfig(batch=2, crop=64, ema_decay=0.9, level_balance=0.5, device="cpu")
+    x = torch.from_numpy(np.stack([photo_like(64, 64, seed=i) for i in range(2)]).transpose(0, 3, 1, 2).copy())
+    x = (x.float() / 255).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(config.seed)  # the same initial weights as start_run's
+    window = Trainer(None, TINY, config, FixedCrops(x), use_compile=False)
+    run = loop.start_run(config, TINY, None, Ranks(), "cpu")
+    losses, generator = loop.step_losses(run.model, run.model, config), torch.Generator().manual_seed(config.seed)
+    for i in range(3):
+        torch.manual_seed(i)  # the rounding noise: torch's global generator
+        window.step(1e-2)
+        level = torch.rand(2, generator=generator) * (TINY.levels - 1)  # what the Trainer drew
+        torch.manual_seed(i)
+        loop.train_step(run, losses, (x, level), config, 1e-2)
+    assert window.run.step == run.step == 3 and window.run.pixels_seen == run.pixels_seen
+    for ours, theirs in ((window.run.model, run.model), (window.run.average, run.average)):
+        for key, value in ours.state_dict().items():
+            assert torch.equal(value, theirs.state_dict()[key]), key
+
+
+def test_a_divergence_returns_weights_and_counters_to_the_last_snapshot():
+    from scripts.gpu_train import Trainer
+    config = TrainConfig(batch=2, crop=64, ema_decay=0.9, device="cpu")
+    x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    window = Trainer(None, TINY, config, FixedCrops(x), use_compile=False)
+    window.step(1e-2)
+    kept, weights = window.snapshot(), {k: v.clone() for k, v in window.run.average.state_dict().items()}
+    window.step(1e-2)
+    window.step(1e-2)
+    window.restore(kept)
+    assert (window.run.step, window.run.pixels_seen) == (1, 2 * 64 * 64)
+    assert all(torch.equal(v, weights[k]) for k, v in window.run.average.state_dict().items())

@@ -6,8 +6,10 @@ runtime must never pull in what only training, export or the bench need.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +27,20 @@ codec = aecodec.Codec({str(TINY_WEIGHTS)!r})
 rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
 assert codec.decompress(codec.compress(rgb, quality=50)).size == (64, 48)
 """
+
+EFFORT_ENCODE = f"""
+import sys
+import numpy as np
+import aecodec
+codec = aecodec.Codec({str(TINY_WEIGHTS)!r}, threads=1)
+rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+assert codec.decompress(codec.compress(rgb, quality=50, effort=1)).size == (64, 48)
+print(" ".join(name for name in sys.modules if name.startswith("aecodec.")))
+"""
+
+PACKAGE = Path(__file__).resolve().parent.parent / "aecodec"
+# cli.py's `train` and `export` commands are training's own front end, so they alone may import it.
+TRAINING_FRONT_ENDS = {"aecodec.cli"}
 
 ENTRY_POINTS = {  # name: (command after the interpreter, heavy modules it may load)
     "import aecodec": (["-c", "import aecodec"], set()),
@@ -67,3 +83,60 @@ def test_dir_shows_the_api_that_loads_lazily():
     names = set(dir(aecodec))
     assert set(aecodec.__all__) <= names and "import_module" not in names
     assert all(getattr(aecodec, name) is not None for name in aecodec.__all__)
+
+
+def test_effort_encode_loads_the_refinement_and_no_training_code():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    done = subprocess.run([sys.executable, "-c", EFFORT_ENCODE], env=source_tree_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stdout.split())
+    assert "aecodec.refine.refiner" in loaded  # the refinement ran
+    assert sorted(name for name in loaded if name.startswith("aecodec.train")) == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module path imports, in functions too, relative imports made absolute; ``from a import b``
+    counts as both a and a.b, since b may be a module."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def package_imports() -> dict[str, set[str]]:
+    return {module_name(path): imports_of(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def reaching(imports: set[str], *targets: str) -> list[str]:
+    return sorted(name for name in imports if any(name == t or name.startswith(t + ".") for t in targets))
+
+
+def test_imports_are_resolved_as_python_resolves_them():
+    graph = package_imports()
+    assert "aecodec.refine.refiner" in graph["aecodec.effort"]
+    assert {"aecodec.train.checkpoint", "aecodec.refine.model"} <= graph["aecodec.train.loop"]
+    assert "aecodec.probability" in graph["aecodec.train.export"]  # from .. import probability
+
+
+def test_only_training_imports_training_and_the_refinement_stays_below_the_codec():
+    graph = package_imports()
+    runtime = {name: reaching(imports, "aecodec.train") for name, imports in graph.items()
+               if not name.startswith("aecodec.train") and name not in TRAINING_FRONT_ENDS}
+    assert {name: found for name, found in runtime.items() if found} == {}
+    refine = {name: reaching(imports, "aecodec.train", "aecodec.codec", "torch.distributed")
+              for name, imports in graph.items() if name.startswith("aecodec.refine")}
+    assert len(refine) >= 5 and {name: found for name, found in refine.items() if found} == {}

@@ -18,8 +18,11 @@ from aecodec.bundle import default_weights_root
 from helpers import KODAK
 
 QUALITIES = (1, 25, 50, 75, 100)
-pytestmark = pytest.mark.skipif(not KODAK.is_dir() or not (default_weights_root() / "main").is_dir(),
-                                reason="needs ../shared/data/kodak and the shipped weights")
+pytestmark = [
+    pytest.mark.slow,  # 24 images x 5 qualities with the shipped model: minutes on 2 cores
+    pytest.mark.skipif(not KODAK.is_dir() or not (default_weights_root() / "main").is_dir(),
+                       reason="needs ../shared/data/kodak and the shipped weights"),
+]
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "kodak" / "results.json"
 
 

@@ -61,6 +61,15 @@ def test_wheel_ships_the_weights_beside_the_bundle_reader(unpacked_wheel):
     assert installed == shipped
 
 
+def test_wheel_ships_every_module_of_the_source_tree(unpacked_wheel):
+    """A subpackage left out of pyproject's list (say aecodec/refine, which --effort imports lazily)
+    is invisible in an editable install and missing from every real one."""
+    source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "aecodec").rglob("*.py")
+              if "__pycache__" not in p.parts and "shipped_weights" not in p.parts}
+    installed = {p.relative_to(unpacked_wheel).as_posix() for p in (unpacked_wheel / "aecodec").rglob("*.py")}
+    assert source - installed == set()
+
+
 @pytest.mark.skipif(not (ROOT / "weights" / "main").is_dir(), reason="no shipped weights in this checkout")
 def test_installed_package_round_trips_with_its_own_weights(unpacked_wheel, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(unpacked_wheel)}

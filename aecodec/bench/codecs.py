@@ -102,13 +102,15 @@ def requested_efforts(names: list[str] | None) -> tuple[int, ...]:
 
 def effort_spec(codec, effort: int, qualities=AECODEC_QUALITIES) -> CodecSpec:
     """Our codec at an effort level above 0: the same decoder, latents refined per image (needs torch)."""
-    from aecodec.effort import EFFORT_ITERATIONS, MAX_EFFORT, check_effort_available
+    from aecodec.effort import check_effort_available, iterations_for
 
-    if not 1 <= effort <= MAX_EFFORT:
-        raise ValueError(f"{EFFORT_PREFIX}{effort}: effort runs from 1 to {MAX_EFFORT}")
+    try:
+        iterations = iterations_for(effort, lowest=1)
+    except ValueError as error:
+        raise ValueError(f"{EFFORT_PREFIX}{effort}: {error}") from None
     check_effort_available()
     spec = aecodec_spec(codec, qualities)
-    note = f"{spec.note}, effort {effort} ({EFFORT_ITERATIONS[effort]} refinement iterations)"
+    note = f"{spec.note}, effort {effort} ({iterations} refinement iterations)"
     return CodecSpec(f"{EFFORT_PREFIX}{effort}", spec.qualities,
                      lambda image, q: codec.compress(image, quality=q, effort=effort), spec.decode, note)
 

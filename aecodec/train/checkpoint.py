@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ModelConfig, TrainConfig
-from .model import HyperpriorModel
+from ..model_config import ModelConfig
+from ..refine.model import HyperpriorModel
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint
-from .config import ModelConfig, TrainConfig
+from ..model_config import ModelConfig
+from ..refine.precision import fast_bf16_cpu
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import TrainConfig
+from .data import file_list_sha256, list_images, split_validation
 from .levels import with_extra_top_levels
 from .loop import train
 from .widen import with_wider_latent
 
 
-def fast_bf16_cpu() -> bool:
-    """bf16 pays on CPUs with AMX or AVX-512 bf16; elsewhere it is far slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def with_data_record(config: TrainConfig, checkpoint: Checkpoint | None) -> TrainConfig:
+    """The config with what its data folder holds, for the model card; too few photos stop here, before any work."""
+    paths = list_images(config.data)
+    split_validation(paths, config.validation_images, checkpoint.validation_stems if checkpoint else None)
+    return replace(config, data_photos=len(paths), data_list_sha256=file_list_sha256(config.data, paths))
 
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
@@ -48,6 +49,6 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
                 "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share,
                 "level_balance": level_balance}
     changes.update({k: v for k, v in optional.items() if v is not None})
-    config = replace(config, **changes)
+    config = with_data_record(replace(config, **changes), checkpoint)
     model_config = None if checkpoint is not None else ModelConfig(channels=channels, latent_channels=latent_channels)
     return train(config, model_config, out, checkpoint)

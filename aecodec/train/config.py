@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the variable-rate mean-scale hyperprior."""
-
-    channels: int = 96  # N: width of the transforms and of the hyper-latent
-    latent_channels: int = 160  # M: channels of the latent
-    levels: int = 8  # rate levels with learned gains; quality interpolates between them
-    lambda_min: float = 0.0018
-    lambda_max: float = 0.18
-
-    def lambdas(self) -> list[float]:
-        """Rate-distortion trade-off of each level, log-spaced from min to max."""
-        lo, hi = math.log(self.lambda_min), math.log(self.lambda_max)
-        steps = max(self.levels - 1, 1)
-        return [math.exp(lo + (hi - lo) * i / steps) for i in range(self.levels)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..model_config import ModelConfig  # noqa: F401  the architecture; training imports it from here too
 
 
 @dataclass(frozen=True)
@@ -31,6 +12,9 @@ class TrainConfig:
     """Everything that shapes a training run besides the architecture."""
 
     data: str = "../shared/data/train"
+    # What `aecodec train` found in `data` (on its last start); 0 and "": not recorded, as in older checkpoints.
+    data_photos: int = 0
+    data_list_sha256: str = ""  # data.file_list_sha256: which photos, by their paths under `data`
     crop: int = 128
     batch: int = 16
     lr: float = 3e-4

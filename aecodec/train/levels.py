@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import torch
 
+from ..model_config import ModelConfig
+from ..refine.model import HyperpriorModel
 from .checkpoint import Checkpoint
-from .config import ModelConfig
-from .model import HyperpriorModel
 
 
 def extended_config(config: ModelConfig, extra: int) -> ModelConfig:

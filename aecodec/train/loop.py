@@ -15,16 +15,19 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..model_config import ModelConfig
+from ..refine.model import HyperpriorModel
 from . import distributed
 from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import TrainConfig
 from .data import CropSampler, list_images, load_photo, split_validation
-from .model import HyperpriorModel, level_weights, rd_loss
+from .loss import level_weights, rd_loss
 
 VALIDATION_LEVELS = 4  # rates logged per validation pass, spread over all levels
 VALIDATION_SIDE = 512  # held-out photos are centre-cropped to at most this
@@ -189,16 +192,40 @@ def validate_to_csv(run: Run, data: Data, out: Path, bf16: bool) -> None:
             append_csv(out / "validation.csv", {"step": run.step, "pixels_seen": run.pixels_seen, **row})
 
 
-def train_step(run: Run, trainer: torch.nn.Module, sampler: CropSampler, config: TrainConfig, lr: float) -> dict:
-    """One optimiser step on a fresh batch at random levels; returns its metrics."""
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+Losses = Callable[[torch.Tensor, torch.Tensor], dict]  # (crops, levels) -> rd_loss's metrics
+
+
+def step_losses(trainer: torch.nn.Module, model: HyperpriorModel, config: TrainConfig) -> Losses:
+    """What a step minimises on (crops, levels): rd_loss, each crop weighed by config.level_balance.
+
+    trainer is the module to call: model itself, or its DDP wrapper. The GPU script compiles what this returns.
+    """
+    def losses(x: torch.Tensor, level: torch.Tensor) -> dict:
+        lambdas = model.lambdas(level)
+        weights = level_weights(lambdas, model.config, config.level_balance)
+        return rd_loss(trainer(x, level, bf16=config.bf16), x, lambdas, weights)
+    return losses
+
+
+def sampled_batch(run: Run, sampler: CropSampler, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops (B, 3, crop, crop) in channels_last and their random levels (B,), drawn from run.rng."""
     x = torch.from_numpy(sampler.batch(run.rng, config.batch)).to(run.device)
     x = x.contiguous(memory_format=torch.channels_last)
     level = torch.from_numpy(run.rng.uniform(0, run.model.config.levels - 1, config.batch)).float().to(run.device)
-    lambdas = run.model.lambdas(level)
-    weights = level_weights(lambdas, run.model.config, config.level_balance)
-    metrics = rd_loss(trainer(x, level, bf16=config.bf16), x, lambdas, weights)
+    return x, level
+
+
+def train_step(run: Run, losses: Losses, batch: tuple[torch.Tensor, torch.Tensor], config: TrainConfig,
+               lr: float) -> dict:
+    """One optimiser step on batch (crops, levels); returns its metrics.
+
+    The CPU loop and scripts/gpu_train.py both step through here; they differ in where the batch comes
+    from and in whether losses is compiled.
+    """
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x, level = batch
+    metrics = losses(x, level)
     run.optimizer.zero_grad(set_to_none=True)
     metrics["objective"].backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
@@ -231,6 +258,7 @@ def train_for_budget(run: Run, trainer: torch.nn.Module, data: Data, config: Tra
     start_step = run.step
     start = last_save = last_val = time.monotonic()
     window = {"loss": [], "bpp": [], "psnr": []}
+    losses = step_losses(trainer, run.model, config)
     bar = tqdm(total=int(budget), unit="s", desc="training", dynamic_ncols=True, mininterval=2,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}", disable=not run.ranks.leader)
     while True:
@@ -247,7 +275,8 @@ def train_for_budget(run: Run, trainer: torch.nn.Module, data: Data, config: Tra
             last_save = time.monotonic()
         if elapsed >= budget or (config.max_steps and run.step >= config.max_steps):
             break
-        metrics = train_step(run, trainer, data.sampler, config, learning_rate(config, run.step, start_step, elapsed))
+        lr = learning_rate(config, run.step, start_step, elapsed)
+        metrics = train_step(run, losses, sampled_batch(run, data.sampler, config), config, lr)
         run.seconds_trained += time.monotonic() - t0  # validating and saving count as training time
         log_step(window, metrics, run, bar, out)
         bar.update(min(int(time.monotonic() - start), int(budget)) - bar.n)

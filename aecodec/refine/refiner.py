@@ -18,8 +18,8 @@ The loss is the model's own: the synthesis network rebuilt from the bundle's
 ONNX file, the hyper-synthesis from its integer form, the Gaussian with the
 model's scale bound for the latent, and for the hyper-latent the bundle's
 frozen integer tables themselves (linear between integers), so the hyper-latent
-is charged exactly what it will cost. torch is imported only here; the runtime
-reaches this module lazily (``aecodec.effort``).
+is charged exactly what it will cost (aecodec.entropy.value_bits, escapes included).
+The runtime reaches this module lazily, through ``aecodec.effort.load_refiner``.
 """
 
 from __future__ import annotations
@@ -33,17 +33,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..codec import interpolate_rows, quality_to_level, rate_tradeoff
-from ..bundle import ModelBundle, read_tables
-from ..probability import PMF_BITS
-from .cli_support import fast_bf16_cpu
+from ..bundle import ModelBundle
+from ..entropy import EntropyTables, symbol_bits
+from ..quality import level_of, rate_tradeoff, row_at
+from .from_bundle import model_from_bundle
 from .model import gaussian_likelihood
-from .recover import model_from_weights
-from .relaxed_rounding import RELAXATIONS, temperature
+from .precision import fast_bf16_cpu
+from .rounding import RELAXATIONS, temperature
 
 TILE = 48  # latent units per synthesis tile (768 pixels): bounds memory, Kodak is one tile
 HALO = 4  # latent units of context around a tile, wider than the synthesis' receptive field
-VARINT_BITS = 16  # rough cost of an escaped hyper-latent value beyond its escape symbol
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class RefineSettings:
     # to a tenth steadies the last, nearly hard, roundings.
     lr: float = 5e-2
     final_lr_share: float = 0.1  # the learning rate falls linearly to lr * this by the last iteration
-    relaxation: str = "sga"  # or "ste", "noise" (relaxed_rounding.RELAXATIONS)
+    relaxation: str = "sga"  # or "ste", "noise" (rounding.RELAXATIONS)
     check_every: int = 10  # iterations between scorings of the rounded latents
     bf16: bool | None = None  # bf16 autocast of the synthesis; None: on CUDA and CPUs with fast bf16
     device: str | None = None  # None: CUDA when torch sees a GPU, else the CPU
@@ -70,36 +69,41 @@ class Refined:
     seconds: float
 
 
+def escape_bits(values: torch.Tensor) -> torch.Tensor:
+    """entropy.escape_bits in torch, of the values rounded: the bits of the varint an escaped value adds."""
+    rounded = torch.round(values.detach()).long()
+    zigzag = torch.where(rounded >= 0, 2 * rounded, -2 * rounded - 1)
+    extra_bytes = sum((zigzag >= 1 << (7 * k)).long() for k in range(1, 9))
+    return 8.0 * (1 + extra_bytes).float()
+
+
 class HyperTableBits:
     """Bits of each hyper-latent value under the bundle's integer pmfs, linear between integers:
-    exact at the integers that are sent, and differentiable in between."""
+    at the integers that are sent, exactly entropy.value_bits; differentiable in between."""
 
-    def __init__(self, tables: dict, device: torch.device):
-        lengths, offsets = tables["hyper_lengths"].astype(np.int64), tables["hyper_offsets"].astype(np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        sizes = lengths - 1  # the last entry is the escape
-        bits = np.empty((len(lengths), int(sizes.max()) + 1))
-        escape = np.empty(len(lengths))
-        for c, (start, size) in enumerate(zip(starts, sizes)):
-            pmf = tables["hyper_pmfs"][start:start + size + 1].astype(np.float64)
-            row = PMF_BITS - np.log2(pmf)
+    def __init__(self, tables: EntropyTables, device: torch.device):
+        sizes = tables.sizes  # symbols per table besides the escape, its last
+        bits = np.empty((len(tables), int(sizes.max()) + 1))
+        escape = np.empty(len(tables))
+        for c, (row, size) in enumerate(zip(symbol_bits(tables), sizes)):
             bits[c, :size] = row[:size]
             bits[c, size:] = row[size - 1]  # padding repeats the last value: interpolation stays flat
             escape[c] = row[size]
         self.bits = torch.from_numpy(bits).float().to(device)
         self.escape = torch.from_numpy(escape).float().to(device)[:, None]
-        self.offsets = torch.from_numpy(offsets).float().to(device)[:, None]
+        self.offsets = torch.from_numpy(tables.offsets).float().to(device)[:, None]
         self.sizes = torch.from_numpy(sizes).float().to(device)[:, None]
 
     def __call__(self, hyper_latent: torch.Tensor) -> torch.Tensor:
         """Total bits of a (1, N, h, w) hyper-latent."""
-        position = hyper_latent[0].reshape(len(self.bits), -1) - self.offsets
+        values = hyper_latent[0].reshape(len(self.bits), -1)
+        position = values - self.offsets
         clamped = torch.minimum(position.clamp(min=0), self.sizes - 1)
         low = clamped.detach().floor().long()
         frac = clamped - low
         bits = torch.gather(self.bits, 1, low) * (1 - frac) + torch.gather(self.bits, 1, low + 1) * frac
-        outside = ((position < -0.5) | (position > self.sizes - 0.5)).float()  # escaped: no gradient, honest cost
-        return bits.sum() + (outside * (self.escape + VARINT_BITS)).sum()
+        outside = (position < -0.5) | (position > self.sizes - 0.5)  # escaped: no gradient, the exact cost
+        return torch.where(outside, self.escape + escape_bits(values), bits).sum()
 
 
 @contextlib.contextmanager
@@ -122,12 +126,12 @@ class Refiner:
         self.bundle, self.settings, self.threads = bundle, settings, threads
         self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.bf16 = settings.bf16 if settings.bf16 is not None else (self.device.type == "cuda" or fast_bf16_cpu())
-        model = model_from_weights(bundle.folder, fit_hyper_prior=False)
+        model = model_from_bundle(bundle)  # its factorized prior unused: the tables price the hyper-latent
         # channels_last: the synthesis' convolutions run about 1.3x faster per iteration on an
         # AVX-512 CPU (146 against 198 ms for a Kodak image at 2 threads), with the same choices.
         self.synthesis = model.synthesis.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.hyper_synthesis = model.hyper_synthesis.to(self.device).eval().requires_grad_(False)
-        self.hyper_bits = HyperTableBits(read_tables(bundle.folder), self.device)
+        self.hyper_bits = HyperTableBits(bundle.hyper_tables, self.device)
 
     # -- the loss --------------------------------------------------------------------------
 
@@ -195,18 +199,23 @@ class Refiner:
             refined = self._refine(rgb, latent, hyper_latent, quality, iterations, progress)
         return Refined(*refined, seconds=time.perf_counter() - start)
 
-    def _refine(self, rgb, latent, hyper_latent, quality, iterations, progress):
-        device, settings = self.device, self.settings
-        level = quality_to_level(quality, self.bundle.levels)
-        inverse_gain = np.exp(interpolate_rows(self.bundle.log_inverse_gain, level))
+    def _problem(self, rgb: np.ndarray, quality: float) -> dict:
+        """What the loss of one image at one quality needs, on the device."""
+        device = self.device
+        inverse_gain = np.exp(row_at(self.bundle.log_inverse_gain, level_of(quality, self.bundle.levels)))
         pixels = rgb.shape[0] * rgb.shape[1]
-        problem = {
+        return {
             "target": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(device)[None].float() / 255,
             "inverse_gain": torch.tensor(inverse_gain, dtype=torch.float32, device=device)[None, :, None, None],
             "pixels": pixels,
-            # rd_loss's lambda * 255^2 * MSE, the MSE over the 3 * pixels values of the image
+            # training's rd_loss: lambda * 255^2 * MSE, the MSE over the 3 * pixels values of the image
             "distortion_weight": rate_tradeoff(self.bundle, quality) * 255**2 / (3 * pixels),
         }
+
+    def _refine(self, rgb, latent, hyper_latent, quality, iterations, progress):
+        device, settings = self.device, self.settings
+        problem = self._problem(rgb, quality)
+        pixels = problem["pixels"]
         y = torch.tensor(latent, dtype=torch.float32, device=device)[None].requires_grad_(True)
         z = torch.tensor(hyper_latent, dtype=torch.float32, device=device)[None].requires_grad_(True)
         start_loss, _, _ = self.rounded_loss(y, z, problem)

@@ -1,0 +1,1 @@
+"""One-off measurement scripts, run from the repository root: `python -m bench.NAME` (README.md here)."""
