@@ -14,20 +14,13 @@ stops the whole run with an exception.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .codec import Codec
 from .files import atomic_write, check_output
@@ -165,8 +158,12 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
             data_in = task.source.read_bytes()
             outcome.bytes_in = len(data_in)
             fmt = options.image_format or format_for(task.dest)
-            image = codec.decompress(data_in, options.allow_large)
-            data, outcome.warnings = encode_image(image, fmt, options.lossless, options.max_compression)
+            if pillow_format(fmt) == "PNG":  # band by band, never the whole image: codec.decode_png
+                level = PNG_SMALLEST_LEVEL if options.max_compression else PNG_FAST_LEVEL
+                data = codec.decode_png(data_in, level, options.allow_large)
+            else:
+                image = codec.decompress(data_in, options.allow_large)
+                data, outcome.warnings = encode_image(image, fmt, options.lossless, options.max_compression)
         atomic_write(task.dest, data, options.force, task.make_parents)
         outcome.bytes_out = len(data)
     except Exception as error:  # one bad file must not stop the others: it is reported instead
@@ -190,9 +187,16 @@ def _message(error: Exception, source: Path) -> str:
     return text.removeprefix(f"{source}: ")  # the report names the file already
 
 
+# decode_png writes PNG itself (pngstream.py), so naming it needs none of Pillow's plugins; Image.preinit()
+# would import those of PNG, JPEG, GIF, BMP and PPM (4 ms of a one-file decompress).
+OWN_FORMATS = {".png": "PNG"}
+
+
 def format_for(path: Path) -> str:
-    from PIL import Image
     extension = path.suffix.lower()
+    if extension in OWN_FORMATS:
+        return OWN_FORMATS[extension]
+    from PIL import Image
     Image.preinit()  # the common formats: PNG, JPEG, BMP, GIF, PPM
     if extension not in Image.EXTENSION:
         Image.init()  # every plugin, 20 ms of imports: only for the rarer formats
@@ -295,6 +299,7 @@ def _die_with_parent() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here, not at the top: only workers need it, and a one-file command starts none
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -306,6 +311,7 @@ def _watch_parent() -> None:
     """Exit once the parent is gone, where the kernel cannot be asked. Its sentinel, a pipe the parent holds
     open (on Windows, its process handle), becomes ready then; a parent id would not do on Windows,
     where an orphan keeps its parent's."""
+    import multiprocessing.connection
     multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
     os._exit(1)
 
@@ -323,13 +329,12 @@ def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
     if progress and len(tasks) == 1 and options.effort:  # one long encode: a bar for its refinement instead
         options = replace(options, progress=True)
     summary = Summary(total=len(tasks))
-    bar = tqdm(total=len(tasks), unit="file", desc=options.kind, file=sys.stderr,
-               disable=True if not progress or len(tasks) < 2 else None)  # None: only on a terminal
+    bar = _progress_bar(len(tasks), options.kind, progress)
 
     def account(outcome: Outcome) -> bool:
         summary.add(outcome)
         if report and (outcome.error or outcome.warnings):
-            with tqdm.external_write_mode(file=sys.stderr):  # lift the bar, print, redraw it
+            with bar.external_write_mode(file=sys.stderr):  # lift the bar, print, redraw it
                 report(outcome)
         bar.set_postfix_str(summary.sizes(options.kind) + (f", {summary.failed} failed" if summary.failed else ""),
                             refresh=False)
@@ -349,7 +354,36 @@ def run(tasks: list[Task], options: Options, jobs: int = 1, threads: int = 0,
     return summary
 
 
+class _NoBar:
+    """The parts of a tqdm bar that run() uses, drawing nothing."""
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def external_write_mode(file=None):
+        return contextlib.nullcontext()
+
+
+def _progress_bar(total: int, kind: str, progress: bool):
+    """A tqdm bar for two files or more (drawn only on a terminal), else a _NoBar: a one-file command
+    never imports tqdm, which costs it more than 10 ms of its start-up."""
+    if not progress or total < 2:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, unit="file", desc=kind, file=sys.stderr, disable=None)  # None: only on a terminal
+
+
 def _run_pool(tasks: list[Task], options: Options, jobs: int, threads: int, account) -> None:
+    # Imported here: a one-file command runs no pool, and multiprocessing costs its start-up 5 ms.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     # spawn, not fork: the parent may hold ONNX Runtime and tqdm threads, which fork does not copy safely
     context = multiprocessing.get_context("spawn")
     # On Ctrl-C the files not started are cancelled, and leaving the block waits for those being written.
@@ -397,6 +431,7 @@ def _sigint_held():
 
 
 def _result(future, task: Task) -> Outcome:
+    from concurrent.futures.process import BrokenProcessPool  # imported by _run_pool already
     try:
         return future.result()
     except BrokenProcessPool:

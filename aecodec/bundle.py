@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +69,39 @@ class ModelBundle:
         return self.folder / f"{name}.onnx"
 
 
+# Model ids already hashed in this process, by the identity of the files hashed (see _identity).
+# In memory only: a codec writes nothing outside its outputs.
+_model_ids: dict[tuple, bytes] = {}
+HASH_CHUNK = 1 << 20  # bytes read at a time: one buffer reused, rather than a fresh copy of each file
+
+
 def model_id_of(folder: Path) -> bytes:
-    digest = hashlib.sha256()
-    for name in HASHED_FILES:
-        digest.update((folder / name).read_bytes())
-    return digest.digest()[:8]
+    """The first 8 bytes of the SHA-256 of HASHED_FILES, in that order.
+
+    Each set of files is hashed once per process (finding a bundle, then loading it, is one
+    hash); a file rewritten since (another size, time or inode) is hashed again.
+    """
+    folder = Path(folder)
+    key = _identity(folder)
+    if key not in _model_ids:
+        _model_ids[key] = _sha256_of([folder / name for name in HASHED_FILES])[:8]
+    return _model_ids[key]
+
+
+def _identity(folder: Path) -> tuple:
+    stats = [os.stat(folder / name) for name in HASHED_FILES]
+    return (str(folder.resolve()), *((s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in stats))
+
+
+def _sha256_of(paths: list[Path]) -> bytes:
+    """SHA-256 of the files one after another, read through one buffer (no 12 MB of fresh pages)."""
+    digest, buffer = hashlib.sha256(), bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while size := f.readinto(buffer):
+                digest.update(view[:size])
+    return digest.digest()
 
 
 def default_weights_root() -> Path:
@@ -126,6 +156,16 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     missing = [n for n in (MANIFEST, *HASHED_FILES) if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(f"weights folder {folder} lacks {', '.join(missing)}")
+    # Hashing and inflating tables.npz both run outside the GIL: the model id is hashed on another
+    # core meanwhile, which takes its time out of a one-shot command's start-up.
+    with ThreadPoolExecutor(1) as pool:
+        model_id = pool.submit(model_id_of, folder)
+        bundle = _load_tables_and_card(folder, model_id.result)
+    return bundle
+
+
+def _load_tables_and_card(folder: Path, model_id) -> ModelBundle:
+    """load_bundle's work once the files are known to be there; model_id() gives the id when needed."""
     t = read_tables(folder)
     layers = [
         FixedConv(t[f"layer{i}_weight"].astype(np.int64), t[f"layer{i}_bias"], t[f"layer{i}_multiplier"],
@@ -136,7 +176,7 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     card = read_card(folder)
     entries = card["model_config"]
     return ModelBundle(
-        folder=folder, model_id=model_id_of(folder), card=card, config=ModelConfig.from_card(entries),
+        folder=folder, model_id=model_id(), card=card, config=ModelConfig.from_card(entries),
         extrapolated_levels=int(card.get("extrapolated_levels") or 0),
         latent_stride=int(entries.get("latent_stride", LATENT_STRIDE)),
         hyper_stride=int(entries.get("hyper_stride", HYPER_STRIDE)),

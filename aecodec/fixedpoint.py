@@ -18,6 +18,7 @@ Outputs are fixed-point numbers with ``OUTPUT_FRACTION_BITS`` fractional bits.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +33,8 @@ INPUT_LIMIT = 1 << 15  # the hyper-latent is clamped to +-this before the first 
 OUTPUT_FRACTION_BITS = 16
 MULTIPLIER_BITS = 22
 EXACT_LIMIT = 1 << 52  # float64 holds every integer below 2**53
-CHUNK_POSITIONS = 8192  # output positions per matrix product, to bound memory
+CHUNK_POSITIONS = 2048  # output positions per matrix product: its columns are 9 x channels x 8 bytes each
+BAND_ROWS = 16  # hyper-latent rows per band of scale_indices: halo_rows' overhead against memory
 
 MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]  # float64 a @ b; any correct GEMM is exact here
 
@@ -83,19 +85,31 @@ def conv_exact(x: np.ndarray, weight: np.ndarray, matmul: MatMul = np.matmul) ->
     if not len(live):
         return np.zeros((out_ch, h, w), dtype=np.int64)
     taps = weight.transpose(0, 2, 3, 1)  # (O, k, k, C); no copy for FixedConv.gemm_weight
+    channels = slice(None)
     if len(live) < len(x):  # input channels that are zero everywhere add nothing: a quarter of the
-        x, taps = x[live], taps[..., live]  # last layer's (after ReLU), half the hyper-latent's
+        channels, taps = live, taps[..., live]  # last layer's (after ReLU), half the hyper-latent's
     pad = k // 2
-    padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
     matrix = np.ascontiguousarray(taps, dtype=np.float64).reshape(out_ch, -1)
     out = np.empty((out_ch, h, w), dtype=np.int64)
     rows = max(1, CHUNK_POSITIONS // max(w, 1))
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
-        columns = np.concatenate([padded[:, top + dy:bottom + dy, dx:dx + w]
+        window = padded_rows(x, channels, top - pad, bottom + pad, pad)
+        columns = np.concatenate([window[:, dy:dy + bottom - top, dx:dx + w]
                                   for dy in range(k) for dx in range(k)])  # (k*k*C, rows, W)
         out[:, top:bottom] = matmul(matrix, columns.reshape(len(columns), -1)).reshape(out_ch, bottom - top, w)
     return out
+
+
+def padded_rows(x: np.ndarray, channels, first: int, stop: int, pad: int) -> np.ndarray:
+    """Rows [first, stop) of x[channels] (C, H, W) in float64, zero outside its H rows, with pad zero
+    columns on each side: one chunk's window, so that no padded copy of the whole input is made."""
+    height, width = x.shape[1:]
+    top, bottom = max(first, 0), min(stop, height)
+    rows = x[channels, top:bottom]  # only these rows are copied, also for an index array of channels
+    window = np.zeros((len(rows), stop - first, width + 2 * pad))
+    window[:, top - first:bottom - first, pad:pad + width] = rows
+    return window
 
 
 def pixel_shuffle(x: np.ndarray) -> np.ndarray:
@@ -137,8 +151,74 @@ def entropy_parameters(layers: list[FixedConv], hyper_latent: np.ndarray, scale_
     """
     out = run_layers(layers, hyper_latent, matmul)
     mean_fixed, scale_fixed = np.split(out, 2, axis=0)
-    mean = mean_fixed.astype(np.float64) / float(1 << OUTPUT_FRACTION_BITS)  # exact: power of two
-    return mean, scale_index(scale_fixed, scale_table)
+    return to_mean(mean_fixed), scale_index(scale_fixed, scale_table)
+
+
+def to_mean(mean_fixed: np.ndarray) -> np.ndarray:
+    """Fixed-point means -> float64, exactly (a division by a power of two)."""
+    mean = mean_fixed.astype(np.float64)
+    mean /= float(1 << OUTPUT_FRACTION_BITS)
+    return mean
+
+
+# --- The same integers band by band, for decoding in bounded memory -----------------------------
+#
+# A decoder needs every scale index before it can decode a symbol (aecodec/entropy.py groups the
+# latent by table), but not every mean at once, and never the whole network's activations: for a
+# 6000x4000 image those are about 600 MB of int64 and float64. The functions below compute bands of
+# the output from bands of the hyper-latent with enough rows of context (halo_rows) that every
+# output integer is the one run_layers computes from the whole hyper-latent.
+
+
+def split_outputs(layers: list[FixedConv]) -> tuple[list[FixedConv], list[FixedConv]]:
+    """(mean layers, scale layers): the network with its last layer cut to the mean's or the scale's
+    half of the output channels. Each output channel is its own dot product and requantisation, so
+    each half gives exactly entropy_parameters' integers, at half the last layer's cost."""
+    last = layers[-1]
+    half = len(last.weight) // 2
+    cut = [FixedConv(last.weight[part], last.bias[part], last.multiplier[part], last.shift, last.relu, last.shuffle)
+           for part in (slice(0, half), slice(half, None))]
+    return layers[:-1] + cut[:1], layers[:-1] + cut[1:]
+
+
+def halo_rows(layers: list[FixedConv]) -> int:
+    """Input rows of context a band needs on each side for exact outputs. A 'same' k x k convolution
+    reads k // 2 rows of its input on each side, at the resolution of that input: a layer after a
+    pixel shuffle reads half an input row's worth per row, and so on. The main model's is 2."""
+    rows, scale = 0.0, 1
+    for layer in layers:
+        rows += (layer.weight.shape[-1] // 2) / scale
+        scale *= 2 if layer.shuffle else 1
+    return math.ceil(rows)
+
+
+def upsampling(layers: list[FixedConv]) -> int:
+    """Output rows per hyper-latent row: 4 for two pixel shuffles."""
+    return 2 ** sum(layer.shuffle for layer in layers)
+
+
+def output_rows(layers: list[FixedConv], hyper_latent: np.ndarray, first: int, stop: int,
+                matmul: MatMul = np.matmul) -> np.ndarray:
+    """Rows [first, stop) of run_layers(layers, hyper_latent), int64, computed from the hyper-latent
+    rows they depend on and halo_rows of context: the same integers, in memory for those rows only."""
+    up, halo, height = upsampling(layers), halo_rows(layers), hyper_latent.shape[1]
+    top, bottom = max(first // up - halo, 0), min(-(-stop // up) + halo, height)
+    out = run_layers(layers, hyper_latent[:, top:bottom], matmul)
+    return out[:, first - top * up:stop - top * up]
+
+
+def scale_indices(scale_layers: list[FixedConv], hyper_latent: np.ndarray, scale_table: np.ndarray,
+                  matmul: MatMul = np.matmul, band: int = BAND_ROWS) -> np.ndarray:
+    """entropy_parameters' scale index, (M, H, W) in the smallest unsigned type that holds it (uint8
+    for up to 256 tables), computed band by band of hyper-latent rows: a sixteenth of its memory.
+    scale_layers is split_outputs' second half; band is in hyper-latent rows."""
+    up = upsampling(scale_layers)
+    height, width = hyper_latent.shape[1] * up, hyper_latent.shape[2] * up
+    out = np.empty((len(scale_layers[-1].weight), height, width), np.min_scalar_type(len(scale_table) - 1))
+    for first in range(0, height, band * up):
+        stop = min(first + band * up, height)
+        out[:, first:stop] = scale_index(output_rows(scale_layers, hyper_latent, first, stop, matmul), scale_table)
+    return out
 
 
 # --- Conversion from float weights (used by export; numpy only) -----------------------------

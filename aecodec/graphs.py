@@ -26,15 +26,18 @@ def faster_graph(model: bytes) -> bytes:
     """The model with every 2x2 CRD DepthToSpace as transposes; unchanged if it has none or predates MIN_OPSET."""
     if _default_opset(model) < MIN_OPSET:
         return model
-    out, changed = bytearray(), False
+    # One join of views and new pieces: a bytearray grown field by field, then bytes_field and bytes()
+    # around it, copied the megabytes of weights four times (11 ms CPU for the shipped synthesis, now 4).
+    pieces, changed = [], False
     for number, wire_type, value, raw in wire.fields(model):
-        if number == 7 and wire_type == wire.LENGTH_DELIMITED:  # ModelProto.graph
-            graph = _rewrite_graph(value)
-            changed = graph is not None
-            out += wire.bytes_field(7, graph) if changed else raw
+        is_graph = number == 7 and wire_type == wire.LENGTH_DELIMITED  # ModelProto.graph
+        graph = _rewrite_graph(value) if is_graph else None
+        if graph is None:
+            pieces.append(raw)
         else:
-            out += raw
-    return bytes(out) if changed else model
+            pieces += [wire.varint(7 << 3 | wire.LENGTH_DELIMITED), wire.varint(sum(map(len, graph))), *graph]
+            changed = True
+    return b"".join(pieces) if changed else model
 
 
 def _default_opset(model: bytes) -> int:
@@ -46,8 +49,9 @@ def _default_opset(model: bytes) -> int:
     return 0
 
 
-def _rewrite_graph(graph: bytes) -> bytes | None:
-    """The GraphProto with its shuffles and GDN convolutions replaced; None when there is none to replace."""
+def _rewrite_graph(graph: bytes) -> list[bytes | memoryview] | None:
+    """The GraphProto with its shuffles and GDN convolutions replaced, as pieces to join; None when there is
+    none to replace."""
     nodes = [value for number, wire_type, value, _ in wire.fields(graph)
              if number == 1 and wire_type == wire.LENGTH_DELIMITED]
     abs_outputs = {output for n in nodes if wire.string_field(n, 4) == "Abs" for output in _names(n, 2)}
@@ -62,7 +66,7 @@ def _rewrite_graph(graph: bytes) -> bytes | None:
             nodes, tensors = replacement
             pieces += [wire.bytes_field(1, n) for n in nodes]  # GraphProto.node, in the old node's place
             constants += [wire.bytes_field(5, t) for t in tensors]  # GraphProto.initializer
-    return b"".join(pieces + constants) if constants else None
+    return pieces + constants if constants else None
 
 
 def _shuffle_as_transposes(node: bytes) -> tuple[list[bytes], list[bytes]] | None:

@@ -27,7 +27,7 @@ from .graphs import faster_graph
 # "reference" is onnx's numpy evaluator instead of ONNX Runtime: slow, a second backend for cross-checks.
 PROVIDERS = ("cpu", "cuda", "reference")
 # Runs over at most this many image pixels keep their working memory for the next run (see
-# session_options): any image of up to one tile (codec.TILE); larger tiles give it back.
+# session_options): any image of up to one tile (transform.TILE); larger tiles give it back.
 KEEP_MEMORY_PIXELS = 1 << 20
 
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import container, entropy, fixedpoint
+from . import container, entropy, fixedpoint, transform
 
 UNLIMITED_ESCAPE = 1 << 62  # lets a rewritten stream carry values the real encoder refuses
 FIRST_LENGTHS = (25, 29)  # offsets of the hyper-latent's and the latent's length fields
@@ -57,7 +57,7 @@ def restream(codec, data: bytes, hyper: np.ndarray | None = None, residual: np.n
     given, however large, so that what reaches the decoder is limited only by the decoder's own checks.
     """
     parsed = container.unpack(data)
-    old_hyper, _, old_residual = codec.decode_latent(parsed)
+    old_hyper, _, old_residual = transform.decode_latent(codec.model, parsed)
     hyper = old_hyper if hyper is None else hyper
     residual = old_residual if residual is None else residual
     bundle = codec.bundle

@@ -1,4 +1,4 @@
-"""Flat pictures at their edges, and what holding them costs photographs (aecodec/detail.py, held blocks).
+"""Flat pictures at their edges, and what holding them costs photographs (aecodec/detail_choice.py, held blocks).
 
     python -m bench.detail_edges --label NAME           # bench/results/detail_edges.json, entry NAME
 
@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecodec import container, detail
+from aecodec import detail, detail_choice
 from aecodec.codec import Codec
 from aecodec.metrics import bd_rate, psnr
+from aecodec.quality import rate_tradeoff
 
 SIZES = ((1, 1), (8, 8), (17, 33), (64, 64), (256, 256), (1, 300), (300, 1))
 COLOURS = ((200, 10, 10), (10, 200, 10), (0, 0, 255), (128, 128, 128), (255, 255, 255), (0, 0, 0))
@@ -57,9 +58,10 @@ def photo_curves(codec: Codec, paths: list[Path]) -> dict:
         for rgb in photos:
             pixels = rgb.shape[0] * rgb.shape[1]
             data = codec.compress(rgb, quality=quality, detail=False)
-            streams = container.unpack(data).streams
             decoded = np.asarray(codec.decompress(data))
-            stream = codec.detail_stream(rgb, quality, streams.hyper, streams.latent)
+            chosen = detail_choice.choose(rgb, decoded, rate_tradeoff(codec.bundle, quality), codec.bundle.latent_tables,
+                                          matmul=codec.matmul)
+            stream = detail.encode(chosen, *rgb.shape[:2], codec.bundle.latent_tables) if chosen else b""
             corrected = (detail.apply(decoded, detail.decode(stream, *rgb.shape[:2], codec.bundle.latent_tables))
                          if stream else decoded)
             extra = 4 + len(stream) if stream else 0  # the stream and its length field

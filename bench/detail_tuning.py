@@ -4,7 +4,7 @@
 
 Runs on the run's held-out training photos (runs/main/validation_images.txt), never on Kodak.
 For each quality the learned part is coded once; then the detail stream is chosen again at each
-candidate aecodec.detail.LAMBDA_SCALE and added on top. Reported per scale: the mean curve
+candidate aecodec.detail_choice.LAMBDA_SCALE and added on top. Reported per scale: the mean curve
 (bpp of whole files, PSNR-RGB) and its BD-rate against the learned part alone, over the range both
 cover, which is the learned part's range: a scale that raises the top but costs bits inside that
 range shows it here. Rate and distortion only, so it may run beside training.
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecodec import container, detail
+from aecodec import detail, detail_choice
 from aecodec.codec import Codec
 from aecodec.metrics import bd_rate, psnr
+from aecodec.quality import rate_tradeoff
 
 QUALITIES = (15, 30, 45, 60, 75, 90, 100)
 SCALES = (0.4, 0.6, 1.0)
@@ -39,39 +40,36 @@ def main() -> None:
     paths = [Path(line.strip()) for line in args.photos.read_text().splitlines() if line.strip()]
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     curves = {"none": {"bpp": [], "psnr": []}, **{f"{s:g}": {"bpp": [], "psnr": []} for s in SCALES}}
-    saved = detail.LAMBDA_SCALE
-    try:
-        for quality in QUALITIES:
-            points = {name: ([], []) for name in curves}
-            for rgb in photos:
-                pixels = rgb.shape[0] * rgb.shape[1]
-                data = codec.compress(rgb, quality=quality, detail=False)
-                streams = container.unpack(data).streams
-                decoded = np.asarray(codec.decompress(data))
-                points["none"][0].append(8 * len(data) / pixels)
-                points["none"][1].append(psnr(rgb, decoded))
-                for scale in SCALES:
-                    detail.LAMBDA_SCALE = scale
-                    stream = codec.detail_stream(rgb, quality, streams.hyper, streams.latent)
-                    corrected = (detail.apply(decoded, detail.decode(stream, *rgb.shape[:2], codec.bundle.latent_tables))
-                                 if stream else decoded)
-                    extra = 4 + len(stream) if stream else 0  # the stream and its length field
-                    points[f"{scale:g}"][0].append(8 * (len(data) + extra) / pixels)
-                    points[f"{scale:g}"][1].append(psnr(rgb, corrected))
-            for name, (bpps, psnrs) in points.items():
-                curves[name]["bpp"].append(float(np.mean(bpps)))
-                curves[name]["psnr"].append(float(np.mean(psnrs)))
-            print(f"q{quality}", {n: f"{c['bpp'][-1]:.3f} bpp {c['psnr'][-1]:.2f} dB" for n, c in curves.items()},
-                  flush=True)
-    finally:
-        detail.LAMBDA_SCALE = saved
+    tables = codec.bundle.latent_tables
+    for quality in QUALITIES:
+        points = {name: ([], []) for name in curves}
+        for rgb in photos:
+            pixels = rgb.shape[0] * rgb.shape[1]
+            data = codec.compress(rgb, quality=quality, detail=False)
+            decoded = np.asarray(codec.decompress(data))
+            points["none"][0].append(8 * len(data) / pixels)
+            points["none"][1].append(psnr(rgb, decoded))
+            for scale in SCALES:
+                chosen = detail_choice.choose(rgb, decoded, rate_tradeoff(codec.bundle, quality), tables,
+                                              matmul=codec.matmul, lambda_scale=scale)
+                stream = detail.encode(chosen, *rgb.shape[:2], tables) if chosen else b""
+                corrected = (detail.apply(decoded, detail.decode(stream, *rgb.shape[:2], codec.bundle.latent_tables))
+                             if stream else decoded)
+                extra = 4 + len(stream) if stream else 0  # the stream and its length field
+                points[f"{scale:g}"][0].append(8 * (len(data) + extra) / pixels)
+                points[f"{scale:g}"][1].append(psnr(rgb, corrected))
+        for name, (bpps, psnrs) in points.items():
+            curves[name]["bpp"].append(float(np.mean(bpps)))
+            curves[name]["psnr"].append(float(np.mean(psnrs)))
+        print(f"q{quality}", {n: f"{c['bpp'][-1]:.3f} bpp {c['psnr'][-1]:.2f} dB" for n, c in curves.items()},
+              flush=True)
     base = curves["none"]
     for name, curve in curves.items():
         if name != "none":
             result = bd_rate(base["bpp"], base["psnr"], curve["bpp"], curve["psnr"])
             curve["bd_rate_vs_none"] = {"percent": result.percent, "low_db": result.low, "high_db": result.high}
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model_id": codec.model_id.hex(),
-              "photos": [p.name for p in paths], "qualities": list(QUALITIES), "shipped_scale": saved,
+              "photos": [p.name for p in paths], "qualities": list(QUALITIES), "shipped_scale": detail_choice.LAMBDA_SCALE,
               "curves": curves}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for name, curve in curves.items():

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from aecodec import transform
 from aecodec.codec import Codec
 from aecodec.metrics import bd_rate, psnr
 from aecodec.quality import rate_tradeoff
@@ -42,10 +43,11 @@ ITERATIONS = (0, 10, 25, 50, 100, 200)
 def measure(codec: Codec, refiner: Refiner, rgb: np.ndarray, latent: np.ndarray, analysis_s: float,
             quality: float, iterations: int) -> dict:
     start = time.perf_counter()
-    gained = latent * codec.gain(quality)
-    hyper_latent = codec.hyper_analyse(gained)
+    gained = latent * transform.gain(codec.model, quality)
+    hyper_latent = transform.hyper_analyse(codec.model, gained)
     refined = refiner.refine(rgb, gained, hyper_latent, quality, iterations)
-    data = codec.pack(rgb.shape, quality, *codec.code_given(refined.latent, refined.hyper_latent))
+    coded = transform.code_given(codec.model, refined.latent, refined.hyper_latent, quality)
+    data = transform.file_of(codec.model, coded, *rgb.shape[:2])
     encode_s = analysis_s + time.perf_counter() - start
     decoded = np.asarray(codec.decompress(data))
     pixels = rgb.shape[0] * rgb.shape[1]
@@ -109,7 +111,7 @@ def main() -> None:
     for name in args.images:
         rgb = np.asarray(Image.open(args.kodak / f"{name}.png").convert("RGB"))
         start = time.perf_counter()
-        latent = codec.analyse(rgb)
+        latent = transform.analyse(codec.model, rgb)
         analysis_s = time.perf_counter() - start
         for quality in args.qualities:
             for iterations in args.iterations:

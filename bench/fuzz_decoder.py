@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aecodec import container
+from aecodec import container, transform
 from aecodec.codec import Codec
 from aecodec.container import FormatError
 from aecodec.rewrite import fix_crc, join_streams, restream, split_streams  # shared with the hostile-decoder tests
@@ -113,7 +113,7 @@ def perturb(rng: random.Random, values: np.ndarray) -> np.ndarray:
 
 def mutate_values(rng: random.Random, codec: Codec, data: bytes) -> bytes:
     """Re-encode the file from perturbed hyper-latent and/or residual integers: deep, CRC-valid cases."""
-    hyper, _, residual = codec.decode_latent(container.unpack(data))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack(data))
     if rng.random() < 0.5:
         hyper = perturb(rng, hyper)
     if rng.random() < 0.6:

@@ -311,3 +311,40 @@ def test_a_size_target_reaches_the_workers_with_its_unit():
     options = pickle.loads(pickle.dumps(batch.Options("compress", target_size=parse_size("1.5KiB"))))
     assert (options.target_size, options.target_size.text, options.target_size.words(1000)) == (1536, "1.5KiB",
                                                                                                "0.977 KiB")
+
+
+# -- start-up (issue 23): one file draws no bar and names a PNG without Pillow's plugins ----------------
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_failures_are_reported_with_and_without_a_progress_bar(tmp_path, files):
+    """One file gets a stand-in for tqdm's bar (tqdm is not imported for it), two get the bar: both report."""
+    names = [tmp_path / f"{i}.png" for i in range(files)]
+    for name in names:
+        name.write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    tasks = batch.plan([str(name) for name in names], str(tmp_path / "out"), ".aec", "compress")
+    reported = []
+    summary = batch.run(tasks, batch.Options("compress", weights=W[1]), progress=True, report=reported.append)
+    assert summary.failed == files and [o.task.source for o in reported] == names
+
+
+def test_a_png_output_is_named_without_loading_pillows_plugins():
+    """decode_png writes PNG itself: Image.preinit() would import five plugins (4 ms) only to name it."""
+    script = ("import sys; from pathlib import Path; from aecodec import batch; "
+              "assert batch.format_for(Path('out.PNG')) == 'PNG'; "
+              "print(sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('ImagePlugin')))")
+    done = subprocess.run([sys.executable, "-c", script], env=source_tree_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name, fmt", [("a.jpg", "JPEG"), ("a.JPEG", "JPEG"), ("a.tif", "TIFF"), ("a.bmp", "BMP"),
+                                       ("a.webp", "WEBP"), ("a.gif", "GIF"), ("a.png", "PNG")])
+def test_format_for_still_asks_pillow_for_the_other_extensions(name, fmt):
+    assert batch.format_for(Path(name)) == fmt
+
+
+@pytest.mark.parametrize("name", ["a.aec", "a.unknown", "noextension"])
+def test_format_for_refuses_what_it_cannot_write(name):
+    with pytest.raises(ValueError, match="cannot tell an image format"):
+        batch.format_for(Path(name))

@@ -155,7 +155,7 @@ def photos(tmp_path):
     (["photos/", "--out-dir", "o", "--target-size", "0KB"],
      "aecodec: error: Invalid value for '--target-size': size must be positive, not '0KB'"),
     (["photos/", "--out-dir", "o", "-q", "200"],
-     "aecodec: error: Invalid value for '-q' / '--quality': 200.0 is not in the range 1<=x<=100."),
+     "aecodec: error: Invalid value for '-q' / '--quality': quality must be between 1 and 100, not 200.0"),
     (["photos/", "-o", "o"], "aecodec: error: -o/--output names one file; use --out-dir for several inputs"),
 ])
 def test_argument_errors_are_one_line_before_any_work(photos, tmp_path, args, line):

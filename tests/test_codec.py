@@ -183,3 +183,82 @@ def test_allow_large_lifts_the_limit_for_decoding(codec, image, small_pixel_limi
     assert codec.decompress(data, allow_large=True).size == (112, 80)
     assert aecodec.decompress(data, weights=TINY_WEIGHTS, allow_large=True).size == (112, 80)
     assert Image.MAX_IMAGE_PIXELS == 112 * 80 - 1  # lifted for the call only
+
+
+def test_threads_sharing_a_codec_code_and_decode_as_one_thread_does():
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = Codec(TINY_WEIGHTS, threads=1)
+    images = [photo_like(48 + 16 * i, 64, seed=i) for i in range(6)]
+    alone = [shared.compress(image, quality=20 + 10 * i) for i, image in enumerate(images)]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda i: shared.compress(images[i], quality=20 + 10 * i), range(6)))
+        decoded = list(pool.map(lambda data: np.asarray(shared.decompress(data)), together))
+    assert together == alone
+    assert all(np.array_equal(d, np.asarray(shared.decompress(a))) for d, a in zip(decoded, alone))
+
+
+def test_threads_meeting_another_model_load_it_once(monkeypatch):
+    """Codec.for_model fills a registry on first use: a lock makes the threads that race there share one load."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aecodec import codec as codec_module
+
+    shared, calls, lock = Codec(TINY_WEIGHTS, threads=1), [], threading.Lock()
+
+    def slow_find(model_id):
+        with lock:
+            calls.append(model_id)
+        time.sleep(0.05)  # long enough for every thread to arrive while the first is loading
+        return TINY_WEIGHTS
+
+    monkeypatch.setattr(codec_module, "find_bundle", slow_find)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: shared.for_model(b"\x01" * 8), range(8)))
+    assert len(calls) == 1 and all(other is found[0] for other in found) and found[0] is not shared
+
+
+def test_threads_asking_for_the_refinement_load_it_once(monkeypatch):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aecodec import codec as codec_module
+
+    shared, calls, lock = Codec(TINY_WEIGHTS, threads=1), [], threading.Lock()
+
+    def slow_load(bundle, threads):
+        with lock:
+            calls.append(bundle)
+        time.sleep(0.05)
+        return object()
+
+    monkeypatch.setattr(codec_module, "load_refiner", slow_load)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: shared.refiner(), range(8)))
+    assert len(calls) == 1 and all(refiner is found[0] for refiner in found)
+
+
+def test_the_detail_pass_reuses_the_coded_latent(monkeypatch):
+    """An encode with a detail layer runs the hyper-synthesis once and decodes no stream: the synthesis
+    works from what coding already made (transform.Coded.rebuilt), not from the file decoded again."""
+    from aecodec import entropy, fixedpoint
+    from aecodec.bench.graphics import text_on_blue
+
+    codec = Codec(TINY_WEIGHTS, threads=1)
+    counts = {"entropy_parameters": 0, "scale_indices": 0, "decode": 0}
+    for module, name in ((fixedpoint, "entropy_parameters"), (fixedpoint, "scale_indices"), (entropy, "decode")):
+        original = getattr(module, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    rgb = text_on_blue()[:96, :128]
+    encoded = codec.encode(rgb, quality=95, timed=True)
+    assert container.unpack(encoded.data).streams.detail  # the pass ran and chose corrections
+    assert counts == {"entropy_parameters": 1, "scale_indices": 0, "decode": 0}
+    assert {"synthesis", "detail", "hyper_synthesis", "entropy_coding"} <= set(encoded.timings)

@@ -8,9 +8,9 @@ import zlib
 import numpy as np
 import pytest
 
-from aecodec import container, detail
+from aecodec import container, detail, detail_choice
 from aecodec.bench.graphics import text_on_blue
-from aecodec.codec import rate_tradeoff
+from aecodec.quality import rate_tradeoff
 from aecodec.container import FormatError, Streams
 from aecodec.metrics import psnr
 from helpers import photo_like
@@ -35,13 +35,13 @@ def lines(height: int = 48, width: int = 72) -> tuple[np.ndarray, np.ndarray]:
 
 def test_corrections_survive_coding_exactly(tables):
     original, decoded = lines()
-    chosen = detail.choose(original, decoded, 0.3, tables)
+    chosen = detail_choice.choose(original, decoded, 0.3, tables)
     assert chosen is not None and (chosen.block_map != detail.SKIP).any()
     blob = detail.encode(chosen, *original.shape[:2], tables)
     back = detail.decode(blob, *original.shape[:2], tables)
     assert (back.step, back.block) == (chosen.step, chosen.block)
     assert np.array_equal(back.block_map, chosen.block_map)
-    assert len(back.values) == len(chosen.values) == -(-original.shape[0] // (detail.BLOCK * detail.BAND_BLOCKS))
+    assert len(back.values) == len(chosen.values) == -(-original.shape[0] // (detail_choice.BLOCK * detail.BAND_BLOCKS))
     assert all(np.array_equal(a, b) for a, b in zip(back.values, chosen.values))
     corrected = detail.apply(decoded, back)
     assert psnr(original, corrected) > psnr(original, decoded) + 3
@@ -49,19 +49,19 @@ def test_corrections_survive_coding_exactly(tables):
 
 def test_nothing_to_correct_gives_no_layer(tables):
     original = photo_like(40, 56)
-    assert detail.choose(original, original.copy(), 0.3, tables) is None
+    assert detail_choice.choose(original, original.copy(), 0.3, tables) is None
 
 
 def test_a_low_lambda_corrects_less(tables):
     original, decoded = lines()
-    coded = [(lambda_, detail.choose(original, decoded, lambda_, tables)) for lambda_ in (0.002, 0.3)]
+    coded = [(lambda_, detail_choice.choose(original, decoded, lambda_, tables)) for lambda_ in (0.002, 0.3)]
     counts = [0 if chosen is None else int((chosen.block_map != detail.SKIP).sum()) for _, chosen in coded]
     assert counts[0] < counts[1]
 
 
 def test_step_follows_lambda():
-    assert detail.step_for(0.35) < detail.step_for(0.02) < detail.step_for(0.002) <= detail.MAX_STEP
-    assert detail.step_for(1e9) == 1
+    assert detail_choice.step_for(0.35) < detail_choice.step_for(0.02) < detail_choice.step_for(0.002) <= detail.MAX_STEP
+    assert detail_choice.step_for(1e9) == 1
 
 
 def test_sharp_picture_gains_and_plain_encode_stays_version_1(codec):
@@ -77,7 +77,7 @@ def test_sharp_picture_gains_and_plain_encode_stays_version_1(codec):
     gain = psnr(rgb, np.asarray(codec.decompress(with_detail))) - psnr(rgb, np.asarray(codec.decompress(without)))
     assert gain > 1.0
     lambda_ = rate_tradeoff(codec.bundle, 95)
-    assert parsed.streams.detail[1] in (detail.step_for(lambda_), detail.odd_step(lambda_))  # see detail._step
+    assert parsed.streams.detail[1] in (detail_choice.step_for(lambda_), detail_choice.odd_step(lambda_))  # see detail_choice._step
 
 
 def test_decoding_is_repeatable(codec):
@@ -94,19 +94,19 @@ def test_target_size_counts_the_detail_layer(codec):
 
 def test_bands_are_coded_apart(tables):
     """Only bands with a coded block carry corrections; each band's values stand alone."""
-    original, decoded = lines(detail.BLOCK * detail.BAND_BLOCKS * 2 + 5, 40)
-    decoded[:detail.BLOCK * detail.BAND_BLOCKS] = original[:detail.BLOCK * detail.BAND_BLOCKS]  # band 0: no error
-    chosen = detail.choose(original, decoded, 0.3, tables)
+    original, decoded = lines(detail_choice.BLOCK * detail.BAND_BLOCKS * 2 + 5, 40)
+    decoded[:detail_choice.BLOCK * detail.BAND_BLOCKS] = original[:detail_choice.BLOCK * detail.BAND_BLOCKS]  # band 0: no error
+    chosen = detail_choice.choose(original, decoded, 0.3, tables)
     assert len(chosen.values) == 3 and len(chosen.values[0]) == 0 and len(chosen.values[1]) > 0
     back = detail.decode(detail.encode(chosen, *original.shape[:2], tables), *original.shape[:2], tables)
     assert all(np.array_equal(a, b) for a, b in zip(back.values, chosen.values))
     corrected = detail.apply(decoded, back)
-    assert np.array_equal(corrected[:detail.BLOCK * detail.BAND_BLOCKS], original[:detail.BLOCK * detail.BAND_BLOCKS])
+    assert np.array_equal(corrected[:detail_choice.BLOCK * detail.BAND_BLOCKS], original[:detail_choice.BLOCK * detail.BAND_BLOCKS])
     assert psnr(original, corrected) > psnr(original, decoded)
 
 
 def test_large_images_are_left_without(monkeypatch, codec):
-    monkeypatch.setattr(detail, "MAX_PIXELS", 64 * 64 - 1)
+    monkeypatch.setattr(detail_choice, "MAX_PIXELS", 64 * 64 - 1)
     assert codec.compress(text_on_blue()[:64, :64], quality=95)[4] == 1
 
 
@@ -127,17 +127,17 @@ def edge_errors(original: np.ndarray) -> np.ndarray:
 
 
 def test_steps_at_the_top():
-    assert (detail.step_for(TOP_LAMBDA), detail.odd_step(TOP_LAMBDA)) == (9, 7)
+    assert (detail_choice.step_for(TOP_LAMBDA), detail_choice.odd_step(TOP_LAMBDA)) == (9, 7)
     optima = (0.5, 2.9, 3.1, 8.9, 9.1, 36, 300)  # sqrt(26 / lambda)
-    assert [detail.odd_step(26 / x ** 2) for x in optima] == [1, 1, 3, 7, 9, 35, 255]
+    assert [detail_choice.odd_step(26 / x ** 2) for x in optima] == [1, 1, 3, 7, 9, 35, 255]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (8, 8), (40, 72), (1, 37), (37, 1)])
 def test_a_flat_picture_comes_back_within_half_the_odd_step(tables, shape):
     original = np.full((*shape, 3), (200, 10, 10), np.uint8)
     decoded = edge_errors(original)
-    chosen = detail.choose(original, decoded, TOP_LAMBDA, tables)
-    assert chosen.step == detail.odd_step(TOP_LAMBDA) == 7
+    chosen = detail_choice.choose(original, decoded, TOP_LAMBDA, tables)
+    assert chosen.step == detail_choice.odd_step(TOP_LAMBDA) == 7
     corrected = detail.apply(decoded, detail.decode(detail.encode(chosen, *shape, tables), *shape, tables))
     assert np.abs(corrected.astype(int) - original).max() <= 3
 
@@ -150,8 +150,8 @@ def test_a_textured_picture_keeps_its_step_and_holds_its_flat_block(tables):
     decoded = np.clip(original + np.random.default_rng(2).integers(-8, 9, original.shape), 0, 255).astype(np.uint8)
     decoded[16:32, 16:32] = original[16:32, 16:32]
     decoded[20, 20] += np.uint8(12)  # 12 levels at one pixel: too little squared error to pay for 256 values
-    chosen = detail.choose(original, decoded, TOP_LAMBDA, tables)
-    assert chosen.step == detail.step_for(TOP_LAMBDA) == 9
+    chosen = detail_choice.choose(original, decoded, TOP_LAMBDA, tables)
+    assert chosen.step == detail_choice.step_for(TOP_LAMBDA) == 9
     corrected = detail.apply(decoded, chosen)
     assert np.abs(corrected[16:32, 16:32].astype(int) - original[16:32, 16:32]).max() <= 4
 
@@ -162,9 +162,9 @@ def test_low_qualities_hold_nothing(tables):
     original = np.full((40, 40, 3), (200, 10, 10), np.uint8)
     decoded = original.copy()
     decoded[0, 0] = (90, 120, 130)
-    assert detail.step_for(0.002) // 2 > detail.MAX_HELD_ERROR
-    assert detail.choose(original, decoded, 0.002, tables) is None
-    assert detail.choose(original, decoded, TOP_LAMBDA, tables) is not None
+    assert detail_choice.step_for(0.002) // 2 > detail_choice.MAX_HELD_ERROR
+    assert detail_choice.choose(original, decoded, 0.002, tables) is None
+    assert detail_choice.choose(original, decoded, TOP_LAMBDA, tables) is not None
 
 
 @pytest.fixture(scope="module")

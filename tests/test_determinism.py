@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aecodec import container
+from aecodec import container, transform
 from aecodec.codec import Codec
 from aecodec.networks import Networks
 from helpers import photo_like
@@ -16,7 +16,7 @@ def encoded(tiny_weights):
 
 
 def symbols(codec: Codec, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    hyper_latent, _, residual = codec.decode_latent(container.unpack(data))
+    hyper_latent, _, residual = transform.decode_latent(codec.model, container.unpack(data))
     return hyper_latent, residual
 
 

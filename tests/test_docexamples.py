@@ -33,12 +33,21 @@ def given(module: str) -> dict:
         table_index = rng.integers(0, len(pmfs), 500)
         return {"pmfs": pmfs, "offsets": offsets, "table_index": table_index,
                 "values": np.rint(rng.normal(0, 3, 500)).astype(np.int64)}
-    if module == "aecodec.detail":
+    if module in ("aecodec.detail", "aecodec.detail_choice"):
+        from aecodec import detail_choice
         from aecodec.codec import Codec
 
         decoded = np.clip(photo.astype(int) + rng.integers(-12, 13, photo.shape), 0, 255).astype(np.uint8)
         return {"original": photo, "decoded": decoded, "lambda_": 0.3, "height": 192, "width": 192,
-                "tables": Codec().bundle.latent_tables}
+                "tables": Codec().bundle.latent_tables, "detail_choice": detail_choice}
+    if module == "aecodec.transform":
+        from aecodec import container
+        from aecodec.networks import RuntimeOptions
+
+        data = container.unpack(__import__("aecodec").compress(photo[:64, :96], quality=60, detail=False))
+        return {"folder": default_weights_root() / "main", "RuntimeOptions": RuntimeOptions, "rgb": photo[:64, :96],
+                "quality": 60, "height": 64, "width": 96, "header": data.header, "streams": data.streams,
+                "detail_layer": None}
     if module == "aecodec.imageio":
         return {"rgb": photo, "alpha": photo[..., 0], "icc": b"", "exif": b""}
     if module == "aecodec.metrics":
@@ -48,8 +57,8 @@ def given(module: str) -> dict:
     return {}
 
 
-EXAMPLES = ["aecodec", "aecodec.api", "aecodec.batch", "aecodec.codec", "aecodec.detail", "aecodec.entropy",
-            "aecodec.imageio",
+EXAMPLES = ["aecodec", "aecodec.api", "aecodec.batch", "aecodec.codec", "aecodec.detail", "aecodec.detail_choice",
+            "aecodec.entropy", "aecodec.imageio", "aecodec.transform",
             "aecodec.metrics", "aecodec.pillow_plugin"]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec import container, entropy, fixedpoint
+from aecodec import container, entropy, fixedpoint, transform
 from aecodec.effort import EFFORT_ITERATIONS, fit_quality_refined, iterations_for
 from aecodec.quality import rate_tradeoff
 from helpers import TINY, TINY_WEIGHTS, aecodec_without, cli, only_line, photo_like, source_tree_env
@@ -41,8 +41,8 @@ def coded_rd_loss(codec, data: bytes, rgb: np.ndarray) -> float:
 
 
 def refine(codec, rgb, quality, iterations):
-    gained = codec.analyse(rgb) * codec.gain(quality)
-    hyper_latent = codec.hyper_analyse(gained)
+    gained = transform.analyse(codec.model, rgb) * transform.gain(codec.model, quality)
+    hyper_latent = transform.hyper_analyse(codec.model, gained)
     return codec.refiner().refine(rgb, gained, hyper_latent, quality, iterations)
 
 
@@ -58,9 +58,9 @@ def test_refinement_lowers_the_rd_loss_of_the_coded_file(codec, rgb):
 def test_refined_file_decodes_to_the_symbols_that_were_chosen(codec, rgb):
     refined = refine(codec, rgb, QUALITY, 30)
     assert refined.iteration > 0 and refined.loss < refined.start_loss
-    hyper, coded = codec.code_given(refined.latent, refined.hyper_latent)
-    data = codec.pack(rgb.shape, QUALITY, hyper, coded)
-    hyper_latent, mean, residual = codec.decode_latent(container.unpack(data))
+    coded = transform.code_given(codec.model, refined.latent, refined.hyper_latent, QUALITY)
+    data = transform.file_of(codec.model, coded, *rgb.shape[:2])
+    hyper_latent, mean, residual = transform.decode_latent(codec.model, container.unpack(data))
     assert np.array_equal(hyper_latent, refined.hyper_latent)
     exact_mean, _ = fixedpoint.entropy_parameters(codec.bundle.hyper_synthesis, refined.hyper_latent,
                                                   codec.bundle.scale_table)
@@ -75,9 +75,10 @@ def test_refined_file_decodes_to_the_symbols_that_were_chosen(codec, rgb):
 def test_nothing_better_found_sends_exactly_the_effort_0_file(codec, rgb):
     refined = refine(codec, rgb, QUALITY, 0)
     assert refined.iteration == 0 and refined.loss == refined.start_loss
-    gained = codec.analyse(rgb) * codec.gain(QUALITY)
+    gained = transform.analyse(codec.model, rgb) * transform.gain(codec.model, QUALITY)
     assert np.array_equal(refined.latent, gained)
-    assert codec.pack(rgb.shape, QUALITY, *codec.code_given(refined.latent, refined.hyper_latent)) == \
+    coded = transform.code_given(codec.model, refined.latent, refined.hyper_latent, QUALITY)
+    assert transform.file_of(codec.model, coded, *rgb.shape[:2]) == \
         codec.compress(rgb, quality=QUALITY, detail=False)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec import container, detail, entropy, fixedpoint
+from aecodec import container, detail, entropy, fixedpoint, transform
 from helpers import symbols_digest
 
 GOLDEN = Path(__file__).parent / "expected"
@@ -40,7 +40,7 @@ def test_header_and_stream_sizes(golden):
 
 def test_decodes_to_the_same_symbols(codec, golden):
     _, data, expected = golden
-    hyper, _, residual = codec.decode_latent(container.unpack(data))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack(data))
     for name, array in (("hyper_latent", hyper), ("residual", residual)):
         assert list(array.shape) == expected[name]["shape"], name
         assert symbols_digest(array) == expected[name]["sha256"], f"{name} decodes differently: the format changed"
@@ -50,7 +50,7 @@ def test_symbols_encode_to_the_same_bytes(codec, golden):
     """The encoder side of the entropy coding: the decoded integers code back to the committed streams."""
     _, data, _ = golden
     parsed = container.unpack(data)
-    hyper, _, residual = codec.decode_latent(parsed)
+    hyper, _, residual = transform.decode_latent(codec.model, parsed)
     bundle = codec.bundle
     _, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper, bundle.scale_table)
     channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
@@ -90,5 +90,5 @@ def test_side_data_travels(codec):
 
 def test_the_escape_file_uses_escapes(codec):
     """It exists to pin the overflow part of both streams: make sure it still has one."""
-    hyper, _, residual = codec.decode_latent(container.unpack((GOLDEN / "escapes_47x33_q50.aec").read_bytes()))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack((GOLDEN / "escapes_47x33_q50.aec").read_bytes()))
     assert hyper.min() == -70000 and residual.max() == 1 << 20 and residual.min() == -(1 << 23)

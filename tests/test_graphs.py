@@ -62,3 +62,52 @@ def test_other_shuffles_are_left_alone():
         model = shuffle_model(*args)
         assert faster_graph(model) is model
     assert faster_graph(shuffle_model(b"CRD", 2, 17)) != shuffle_model(b"CRD", 2, 17)
+
+
+# -- faster_graph builds its output with one join (issue 23): the same bytes as the field-by-field version ---
+
+
+def field_by_field_graph(model: bytes) -> bytes:
+    """faster_graph and _rewrite_graph as they were at 008947b (a bytearray grown field by field), kept as
+    the reference: the one-join version must write exactly these bytes."""
+    from aecodec import graphs
+    if graphs._default_opset(model) < graphs.MIN_OPSET:
+        return model
+    out, changed = bytearray(), False
+    for number, wire_type, value, raw in onnxwire.fields(model):
+        if number == 7 and wire_type == onnxwire.LENGTH_DELIMITED:
+            graph = old_rewrite_graph(value)
+            changed = graph is not None
+            out += onnxwire.bytes_field(7, graph) if changed else raw
+        else:
+            out += raw
+    return bytes(out) if changed else model
+
+
+def old_rewrite_graph(graph: bytes) -> bytes | None:
+    from aecodec import graphs
+    nodes = [value for number, wire_type, value, _ in onnxwire.fields(graph)
+             if number == 1 and wire_type == onnxwire.LENGTH_DELIMITED]
+    abs_outputs = {output for n in nodes if onnxwire.string_field(n, 4) == "Abs" for output in graphs._names(n, 2)}
+    pieces, constants = [], []
+    for number, wire_type, value, raw in onnxwire.fields(graph):
+        replacement = None
+        if number == 1 and wire_type == onnxwire.LENGTH_DELIMITED:
+            replacement = graphs._shuffle_as_transposes(value) or graphs._gdn_conv_as_matmul(value, abs_outputs)
+        if replacement is None:
+            pieces.append(raw)
+        else:
+            pieces += [onnxwire.bytes_field(1, n) for n in replacement[0]]
+            constants += [onnxwire.bytes_field(5, t) for t in replacement[1]]
+    return b"".join(pieces + constants) if constants else None
+
+
+@pytest.mark.parametrize("weights, network", [("shipped", "synthesis"), ("shipped", "analysis"),
+                                              ("tiny", "synthesis"), ("tiny", "analysis")])
+def test_faster_graph_writes_the_same_bytes_as_the_field_by_field_version(weights, network):
+    from aecodec.bundle import default_weights_root
+    folder = TINY_WEIGHTS if weights == "tiny" else default_weights_root() / "main"
+    model = (folder / f"{network}.onnx").read_bytes()
+    rewritten = faster_graph(model)
+    assert type(rewritten) is bytes and rewritten != model
+    assert rewritten == field_by_field_graph(model)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from aecodec import container, entropy
+from aecodec import container, entropy, transform
 from aecodec.bench.graphics import text_on_blue
 from aecodec.container import FormatError
 from helpers import TINY, cli, fix_crc, join_streams, one_line_error, photo_like, restream, split_streams
@@ -133,7 +133,7 @@ def test_crc_mismatch(codec, files):
 @pytest.mark.parametrize("stream", ["hyper", "latent"])
 def test_escaped_values_outside_the_coders_range(codec, files, stream):
     parsed = container.unpack(files["rgb"])
-    hyper, _, residual = codec.decode_latent(parsed)
+    hyper, _, residual = transform.decode_latent(codec.model, parsed)
     target = hyper if stream == "hyper" else residual
     target.reshape(-1)[0] = entropy.MAX_ESCAPE
     data = restream(codec, files["rgb"], hyper, residual)
@@ -143,14 +143,14 @@ def test_escaped_values_outside_the_coders_range(codec, files, stream):
 
 @pytest.mark.parametrize("value", [1 << 15, entropy.MAX_ESCAPE - 1, -(entropy.MAX_ESCAPE - 1)])
 def test_huge_hyper_latent_is_clamped_by_the_exact_synthesis(codec, files, value):
-    hyper, _, residual = codec.decode_latent(container.unpack(files["wide"]))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack(files["wide"]))
     data = restream(codec, files["wide"], np.full_like(hyper, value), np.zeros_like(residual))
     assert codec.decompress(data).size == (130, 20)
 
 
 @pytest.mark.parametrize("value", [1 << 20, entropy.MAX_ESCAPE - 1, -(entropy.MAX_ESCAPE - 1)])
 def test_huge_latent_gives_clipped_pixels_not_nan_warnings(codec, files, value):
-    _, _, residual = codec.decode_latent(container.unpack(files["rgb"]))
+    _, _, residual = transform.decode_latent(codec.model, container.unpack(files["rgb"]))
     pixels = np.asarray(codec.decompress(restream(codec, files["rgb"], residual=np.full_like(residual, value))))
     assert pixels.dtype == np.uint8 and pixels.shape == (16, 16, 3)
 
@@ -263,7 +263,7 @@ def test_header_fields_with_valid_crc(codec, files, field, value):
 @given(hyper_changes=st.lists(st.tuples(st.integers(0, 10**6), st.integers(-2**30, 2**30)), max_size=4),
        latent_changes=st.lists(st.tuples(st.integers(0, 10**6), st.integers(-2**30, 2**30)), max_size=4))
 def test_crafted_integers_with_valid_crc(codec, files, hyper_changes, latent_changes):
-    hyper, _, residual = codec.decode_latent(container.unpack(files["wide"]))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack(files["wide"]))
     for array, changes in ((hyper, hyper_changes), (residual, latent_changes)):
         for position, value in changes:
             array.reshape(-1)[position % array.size] = value

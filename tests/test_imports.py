@@ -140,3 +140,189 @@ def test_only_training_imports_training_and_the_refinement_stays_below_the_codec
     refine = {name: reaching(imports, "aecodec.train", "aecodec.codec", "torch.distributed")
               for name, imports in graph.items() if name.startswith("aecodec.refine")}
     assert len(refine) >= 5 and {name: found for name, found in refine.items() if found} == {}
+
+
+# docs/architecture.md, lowest layer first. A module may import its own layer and the ones below.
+LAYERS = [
+    {"quality", "model_config", "probability", "tiling", "pngstream", "limits", "files", "extras", "metrics",
+     "onnxwire"},
+    {"container", "entropy", "fixedpoint", "detail"},
+    {"bundle", "networks", "exactgemm", "graphs", "imageio"},
+    {"transform"},
+    {"ratecontrol", "effort", "detail_choice", "refine"},
+    {"codec"},
+    {"cli", "api", "batch", "pillow_plugin", "bench", "__init__", "__main__", "train", "rewrite"},
+]
+
+
+def layer_of(module: str) -> int:
+    """The layer of aecodec.X or aecodec.X.Y (a subpackage's modules share its layer)."""
+    parts = module.split(".")
+    name = "__init__" if len(parts) == 1 else parts[1]
+    return next(i for i, names in enumerate(LAYERS) if name in names)
+
+
+def own_modules(imports: set[str], graph: dict[str, set[str]]) -> set[str]:
+    """The package's modules among what a module imports ('from . import x' names both . and .x)."""
+    return {name for name in imports if name in graph}
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards():
+    graph = package_imports()
+    upward = {}
+    for name, imports in graph.items():
+        higher = sorted(t for t in own_modules(imports, graph) if t != "aecodec" and layer_of(t) > layer_of(name))
+        if higher:
+            upward[name] = higher
+    assert upward == {}
+
+
+def test_the_import_graph_has_no_circle():
+    graph = package_imports()
+    edges = {name: {t for t in own_modules(imports, graph) if t != name and t != "aecodec"}
+             for name, imports in graph.items()}
+    visiting, done, circles = set(), set(), []
+
+    def visit(name, path):
+        if name in done:
+            return
+        if name in visiting:
+            circles.append(path[path.index(name):] + [name])
+            return
+        visiting.add(name)
+        for target in sorted(edges[name]):
+            visit(target, path + [name])
+        visiting.discard(name)
+        done.add(name)
+
+    for name in sorted(edges):
+        visit(name, [])
+    assert circles == []
+
+
+def test_no_function_in_the_package_is_longer_than_50_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
+
+
+# -- start-up (issue 23): a one-shot command does only what it needs, and each thing once ------------
+
+
+def test_cli_decompress_imports_only_the_coding_modules(folder):
+    args = ["-m", "aecodec", "decompress", "photo.aec", "-o", "startup.png", "-f", "--weights", str(TINY_WEIGHTS)]
+    heavy = imported_modules(args, folder) & HEAVY
+    assert heavy == CODING, f"aecodec decompress imports {sorted(heavy - CODING)} and not {sorted(CODING - heavy)}"
+
+
+def test_cli_decompress_makes_only_the_synthesis_session(folder, tmp_path, monkeypatch):
+    """Each session costs its graph optimisation (tens of ms): a decompress makes the synthesis' alone."""
+    from aecodec import networks
+    from helpers import cli_tiny
+    made, make = [], networks.OrtSession.__init__
+
+    def recorded(self, path, options):
+        made.append(Path(path).stem)
+        make(self, path, options)
+
+    monkeypatch.setattr(networks.OrtSession, "__init__", recorded)
+    result = cli_tiny("decompress", folder / "photo.aec", "-o", tmp_path / "photo.png")
+    assert result.exit_code == 0, result.output
+    assert made == ["synthesis"]
+
+
+def test_a_decompressing_codec_holds_only_the_synthesis_session(codec):
+    from aecodec.codec import Codec
+    data = codec.compress(np.zeros((48, 64, 3), np.uint8), quality=50)
+    fresh = Codec(TINY_WEIGHTS, threads=1)
+    fresh.decompress(data)
+    assert set(fresh.model.networks.sessions) == {"synthesis"}
+
+
+@pytest.mark.parametrize("name", ["tiny", "shipped"])
+def test_model_id_is_the_sha256_of_the_bundle_files(name):
+    """The id files carry, unchanged: the first 8 bytes of SHA-256 over the four files, as the card says."""
+    import hashlib
+    from aecodec.bundle import HASHED_FILES, default_weights_root, model_id_of, read_card
+    weights = TINY_WEIGHTS if name == "tiny" else default_weights_root() / "main"
+    whole = hashlib.sha256(b"".join((weights / file).read_bytes() for file in HASHED_FILES)).digest()[:8]
+    assert model_id_of(weights) == whole == bytes.fromhex(read_card(weights)["model_id"])
+
+
+def test_finding_then_loading_a_bundle_hashes_it_once(tmp_path, monkeypatch):
+    """Pillow's Image.open and a file of another model find the bundle (hashing every one installed),
+    then load it: one SHA-256 of its 12 MB, not two."""
+    import hashlib
+    import shutil
+    from aecodec import bundle
+    shutil.copytree(TINY_WEIGHTS, tmp_path / "tiny")
+    model_id = bytes.fromhex(bundle.read_card(TINY_WEIGHTS)["model_id"])
+    hashes, sha256 = [], hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *args: hashes.append(args) or sha256(*args))
+    loaded = bundle.load_bundle(bundle.find_bundle(model_id, tmp_path))
+    assert loaded.model_id == model_id and len(hashes) == 1
+
+
+def test_a_rewritten_bundle_file_is_hashed_again(tmp_path):
+    """The ids remembered in memory are keyed by each file's size, times and inode: an edit shows."""
+    import shutil
+    from aecodec.bundle import model_id_of
+    folder = tmp_path / "tiny"
+    shutil.copytree(TINY_WEIGHTS, folder)
+    before = model_id_of(folder)
+    with open(folder / "tables.npz", "ab") as f:
+        f.write(b"\0")
+    assert model_id_of(folder) != before == model_id_of(TINY_WEIGHTS)
+
+
+def imported_module_names(args: list[str], cwd) -> set[str]:
+    """Full dotted names of every module a fresh interpreter imported while running args."""
+    env = {**source_tree_env(), "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_cli_decompress_of_one_file_loads_no_pool_bar_or_pillow_plugin(folder):
+    """One file runs no worker pool and draws no bar, and aecodec writes its PNG itself: multiprocessing,
+    tqdm and Pillow's format plugins would cost its start-up about 20 ms CPU."""
+    args = ["-m", "aecodec", "decompress", "photo.aec", "-o", "startup.png", "-f", "--weights", str(TINY_WEIGHTS)]
+    loaded = imported_module_names(args, folder)
+    unneeded = {name for name in loaded if name.split(".")[0] in ("tqdm", "multiprocessing")
+                or name == "concurrent.futures.process" or (name.startswith("PIL.") and name.endswith("ImagePlugin"))}
+    assert unneeded == set()
+
+
+FREEZE_AT_EXIT = """
+import atexit, gc, sys
+from aecodec.cli import main
+atexit.register(lambda: print("frozen:", gc.get_freeze_count() > 0, flush=True))  # runs last: atexit is LIFO
+sys.argv[0] = "aecodec"
+main()
+"""
+
+
+def test_cli_freezes_its_objects_at_exit_and_still_writes_its_output(folder, tmp_path, codec):
+    """The last garbage collection skips frozen objects (10-20 ms CPU); the output is written whole first."""
+    from PIL import Image
+    out = tmp_path / "frozen.png"
+    done = subprocess.run([sys.executable, "-c", FREEZE_AT_EXIT, "decompress", "photo.aec", "-o", str(out),
+                           "--weights", str(TINY_WEIGHTS)], cwd=folder, env=source_tree_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "frozen: True\n"), done.stderr[-2000:]
+    expected = codec.decompress((folder / "photo.aec").read_bytes())
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+def test_cli_in_a_long_lived_process_leaves_garbage_collectable(folder, tmp_path):
+    """CliRunner (and any program calling main()) keeps collecting cycles: the freeze waits for exit."""
+    import gc
+    from helpers import cli_tiny
+    before = gc.get_freeze_count()
+    for i in range(2):
+        result = cli_tiny("decompress", folder / "photo.aec", "-o", tmp_path / f"{i}.png")
+        assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == before

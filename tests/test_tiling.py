@@ -10,7 +10,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from aecodec.codec import Codec, to_uint8
+from aecodec.codec import Codec
+from aecodec.transform import to_uint8
 from aecodec.metrics import psnr
 from aecodec.tiling import tiled
 from helpers import photo_like

@@ -4,7 +4,7 @@ A typical use looks like this (``Codec.compress(..., effort=N)`` does it)::
 
     refiner = Refiner(bundle)
     refined = refiner.refine(rgb, gained_latent, hyper_latent, quality, iterations=100)
-    hyper, latent = codec.code_given(refined.latent, refined.hyper_latent)
+    coded = transform.code_given(model, refined.latent, refined.hyper_latent, quality)   # aecodec/transform.py
 
 The amortised encoder's latent is only a guess at the best latent for an image.
 Starting from it, Adam lowers this image's rate-distortion loss, with rounding

@@ -1,10 +1,9 @@
-"""Configuration dataclasses that travel inside checkpoints and model cards."""
+"""How a training run is configured; it travels inside checkpoints and model cards (the architecture is
+aecodec/model_config.py)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-from ..model_config import ModelConfig  # noqa: F401  the architecture; training imports it from here too
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from PIL import Image, ImageCms
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
-from aecodec import container, detail  # noqa: E402
+from aecodec import container, detail, transform  # noqa: E402
 from aecodec.bench.graphics import text_on_blue  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
 from helpers import TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: E402
@@ -39,7 +39,7 @@ def sources(codec: Codec) -> dict[str, bytes]:
     buffer = io.BytesIO()
     Image.fromarray(np.dstack([photo, alpha])).save(buffer, "PNG", icc_profile=icc, exif=exif)
     # Escapes: values far outside their tables take the overflow path of both streams.
-    hyper, _, residual = codec.decode_latent(container.unpack(plain))
+    hyper, _, residual = transform.decode_latent(codec.model, container.unpack(plain))
     hyper.reshape(-1)[:3] = (2000, -70000, 1 << 15)
     residual.reshape(-1)[:5] = (300, -5000, 1 << 20, -(1 << 23), 17)
     return {
@@ -57,7 +57,7 @@ def main() -> None:
     for name, data in sources(codec).items():
         (HERE / f"{name}.aec").write_bytes(data)
         parsed = container.unpack(data)
-        hyper, _, residual = codec.decode_latent(parsed)
+        hyper, _, residual = transform.decode_latent(codec.model, parsed)
         codec.decompress(data).save(HERE / f"{name}.png")
         header = parsed.header
         expected[name] = {

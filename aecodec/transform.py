@@ -1,0 +1,367 @@
+"""The learned transform, stage by stage: pixels <-> latent <-> the hyper-latent and latent streams.
+
+A typical workflow looks like this::
+
+    model = Model.load(folder, RuntimeOptions(threads=2))   # what a Codec loads once
+    latent = analyse(model, rgb)                             # (M, h, w), the same for every quality
+    coded = code(model, latent, quality)                     # both streams, and the latent a decoder rebuilds
+    pixels = pixels_of(model, coded, height, width)          # what a decoder synthesises from them
+    ...
+    learned = read(model, header, streams)                   # a file's integers, checked
+    bands = decoded_rows(model, learned, height, width, detail_layer)   # its pixels, band by band
+
+Encoding: analysis -> latent * gain(quality) -> hyper-analysis -> rounded hyper-latent -> exact
+integer hyper-synthesis -> (mean, scale index) -> residual = round(latent * gain - mean), coded
+with the table of its scale index. Decoding runs the same exact hyper-synthesis, so it picks the
+same tables, and synthesises (residual + mean) * inverse gain. Every function returns what it made;
+``timings``, when given, collects the seconds of each stage for ``aecodec bench --speed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import container, detail, entropy, fixedpoint
+from .bundle import ModelBundle, load_bundle
+from .container import Container, FormatError, Header, Streams
+from .quality import level_of, row_at
+from .tiling import synthesized_bands, tiled
+
+TILE = 64  # latent units per tile (1024 pixels at a stride of 16)
+HALO = 4  # latent units of context around an analysis tile, wider than its receptive field
+# The synthesis' receptive field: a 3x3 convolution at the latent's resolution and at each of its three
+# doublings, 1 + 1/2 + 1/4 + 1/8 latent units, under 2 (the GDNs are 1x1). A halo of 2 gives the same pixels
+# as any wider one (tests/test_decode_memory.py checks that tiles match the whole image bit for bit).
+SYNTHESIS_HALO = 2
+SYNTHESIS_TILE = 36  # the largest synthesis tile of an image that needs several (see synthesis_tile)
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each stage of one call."""
+
+    stages: dict = field(default_factory=dict)
+
+    def add(self, stage: str, start: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model, loaded: its bundle, its ONNX sessions, the exact GEMM of its hyper-synthesis."""
+
+    bundle: ModelBundle
+    networks: object  # networks.Networks: ONNX Runtime sessions, each made on first use
+    matmul: object  # float64 products for fixedpoint: ONNX Runtime's GEMM (exactgemm), or numpy's
+    tile: int = TILE
+    hyper_halves: tuple = ()  # the hyper-synthesis cut to its mean and its scale outputs
+
+    @classmethod
+    def load(cls, folder: str | Path, options, tile: int = TILE) -> "Model":
+        """A bundle with its sessions; ONNX Runtime is imported here, not with this module, so the
+        header-only paths (`aecodec info`, Pillow's Image.open) never load it."""
+        from .exactgemm import OrtMatMul
+        from .networks import Networks
+        bundle = load_bundle(folder)
+        # Beside the numpy reference networks, numpy's products, so that backend shares nothing with ONNX Runtime.
+        matmul = np.matmul if options.provider == "reference" else OrtMatMul(options)
+        return cls(bundle, Networks(bundle, options), matmul, tile, fixedpoint.split_outputs(bundle.hyper_synthesis))
+
+
+@dataclass(frozen=True)
+class Coded:
+    """The learned part of a file, as the encoder made it and as a decoder will rebuild it."""
+
+    hyper: bytes  # the hyper-latent stream
+    latent: bytes  # the latent stream
+    rebuilt: np.ndarray  # float32 (M, h, w): (residual + mean) * inverse gain, the decoder's synthesis input
+    quality: float
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The learned part of a file, read: its integers, the hyper-latent's means to be made band by band."""
+
+    hyper_latent: np.ndarray  # int64 (N, h/4, w/4)
+    residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it
+    quality: float
+
+
+# -- pixels to streams ---------------------------------------------------------------------------
+
+
+def pad_image(rgb: np.ndarray, pad: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (1, 3, H', W'), edge-padded to a multiple of pad (the hyper-latent's stride).
+
+    It stays uint8 (a quarter of float32) until from_uint8 converts one tile at a time.
+    """
+    h, w = rgb.shape[:2]
+    padded = np.pad(rgb, ((0, -h % pad), (0, -w % pad), (0, 0)), mode="edge")
+    return padded.transpose(2, 0, 1)[None]
+
+
+def from_uint8(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], the analysis input."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x /= 255.0
+    return x
+
+
+def analyse(model: Model, rgb: np.ndarray, timings: Timings | None = None) -> np.ndarray:
+    """Latent (M, h, w) of an RGB uint8 image; independent of quality, so worth keeping."""
+    timings = timings or Timings()
+    start = time.perf_counter()
+    x = pad_image(rgb, model.bundle.hyper_stride)
+    latent = tiled(lambda t: model.networks.run("analysis", from_uint8(t)), x, False, model.tile, HALO,
+                   model.bundle.latent_stride)[0]
+    timings.add("analysis", start)
+    return latent
+
+
+def gain(model: Model, quality: float) -> np.ndarray:
+    """The latent's per-channel gain (M, 1, 1) at a quality."""
+    return np.exp(row_at(model.bundle.log_gain, level_of(quality, model.bundle.levels)))[:, None, None]
+
+
+def inverse_gain(model: Model, quality: float) -> np.ndarray:
+    """What a decoder multiplies the rebuilt latent by, (M, 1, 1), at a file's quality."""
+    return np.exp(row_at(model.bundle.log_inverse_gain, level_of(quality, model.bundle.levels)))[:, None, None]
+
+
+def hyper_analyse(model: Model, gained_latent: np.ndarray, timings: Timings | None = None) -> np.ndarray:
+    """The amortised integer hyper-latent (N, h/4, w/4) of a gained latent."""
+    timings = timings or Timings()
+    start = time.perf_counter()
+    hyper_latent = np.rint(model.networks.run("hyper_analysis", gained_latent[None])[0]).astype(np.int64)
+    timings.add("hyper_analysis", start)
+    return hyper_latent
+
+
+def code(model: Model, latent: np.ndarray, quality: float, timings: Timings | None = None) -> Coded:
+    """Both streams of a latent at a quality."""
+    scale = gain(model, quality)
+    return code_given(model, latent, hyper_analyse(model, latent * scale, timings), quality, scale, timings)
+
+
+def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quality: float,
+               scale: np.ndarray | float = 1.0, timings: Timings | None = None) -> Coded:
+    """Both streams of a given latent and integer hyper-latent, on the exact path: exact hyper-synthesis
+    -> means and scale indices -> symbols = round(latent * scale - mean).
+
+    Effort refinement hands its own latent (gain already applied: scale 1) and hyper-latent here.
+    """
+    timings = timings or Timings()
+    bundle = model.bundle
+    hyper_latent = np.asarray(hyper_latent, dtype=np.int64)
+    start = time.perf_counter()
+    mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table,
+                                                      model.matmul)
+    timings.add("hyper_synthesis", start)
+    start = time.perf_counter()
+    channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
+    hyper = entropy.encode(hyper_latent, channel, bundle.hyper_tables)
+    # The gained latent again rather than kept: for a large photo it is 100s of MB the hyper-synthesis needs.
+    gained = latent * scale
+    np.subtract(gained, mean, out=gained)
+    residual = np.rint(gained, out=gained).astype(np.int64)
+    coded = entropy.encode(residual, scale_index, bundle.latent_tables)
+    timings.add("entropy_coding", start)
+    return Coded(hyper, coded, dequantised(mean, residual, inverse_gain(model, quality))[0], quality)
+
+
+def file_of(model: Model, coded: Coded, height: int, width: int) -> bytes:
+    """An RGB .aec file of the learned part alone: no detail layer, no alpha, ICC or EXIF."""
+    header = Header("RGB", model.bundle.model_id, width, height, coded.quality)
+    return container.pack(header, Streams(coded.hyper, coded.latent))
+
+
+def pixels_of(model: Model, coded: Coded, height: int, width: int, timings: Timings | None = None) -> np.ndarray:
+    """uint8 (height, width, 3): what a decoder synthesises from coded, without a detail layer, from the
+    latent the encoder rebuilt as the decoder does rather than by decoding the streams again."""
+    def latent_rows(top: int, bottom: int) -> np.ndarray:
+        return coded.rebuilt[None, :, top:bottom]
+
+    return whole(synthesised_rows(model, latent_rows, coded.rebuilt.shape[1:], height, width, timings), height)
+
+
+# -- streams to pixels ---------------------------------------------------------------------------
+
+
+def read(model: Model, header: Header, streams: Streams, timings: Timings | None = None) -> Learned:
+    """The integers of a file's learned part (FormatError on a corrupt stream)."""
+    hyper_latent = read_hyper_latent(model, header, streams, timings)
+    return Learned(hyper_latent, compact(read_residual(model, streams, hyper_latent, timings)), header.quality)
+
+
+def read_hyper_latent(model: Model, header: Header, streams: Streams,
+                      timings: Timings | None = None) -> np.ndarray:
+    """The integer hyper-latent (N, h, w) of a file, int64."""
+    timings = timings or Timings()
+    stride = model.bundle.hyper_stride
+    rows, cols = -(-header.height // stride), -(-header.width // stride)  # hyper-latent grid
+    channels = len(model.bundle.hyper_tables)
+    channel = np.broadcast_to(np.arange(channels)[:, None, None], (channels, rows, cols))
+    start = time.perf_counter()
+    try:
+        hyper_latent = entropy.decode(streams.hyper, channel, model.bundle.hyper_tables)
+    except entropy.EntropyError as error:
+        raise FormatError(f"hyper-latent stream: {error}") from None
+    timings.add("entropy_coding", start)
+    return hyper_latent.reshape(channel.shape)
+
+
+def read_residual(model: Model, streams: Streams, hyper_latent: np.ndarray,
+                  timings: Timings | None = None) -> np.ndarray:
+    """The latent residual (M, H, W) of a file, int64, decoded with the tables its scale indices pick.
+
+    The stream groups symbols by table over the whole image (entropy.py), so every scale index is
+    needed first: they are computed band by band and kept as uint8, a sixteenth of int64.
+    """
+    timings = timings or Timings()
+    start = time.perf_counter()
+    scale_index = fixedpoint.scale_indices(model.hyper_halves[1], hyper_latent, model.bundle.scale_table,
+                                           model.matmul)
+    timings.add("hyper_synthesis", start)
+    start = time.perf_counter()
+    try:
+        residual = entropy.decode(streams.latent, scale_index, model.bundle.latent_tables)
+    except entropy.EntropyError as error:
+        raise FormatError(f"latent stream: {error}") from None
+    timings.add("entropy_coding", start)
+    return residual.reshape(scale_index.shape)
+
+
+def latent_mean(model: Model, hyper_latent: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """The means of latent rows [top, bottom), float64 (M, bottom - top, W): entropy_parameters' exactly."""
+    fixed = fixedpoint.output_rows(model.hyper_halves[0], hyper_latent, top, bottom, model.matmul)
+    return fixedpoint.to_mean(fixed)
+
+
+def decode_latent(model: Model, parsed: Container,
+                  timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hyper-latent, mean, residual) of a parsed file, whole, int64 and the mean float64: the integers
+    that determinism is judged on. Decoding itself (decoded_rows) makes the same numbers band by band."""
+    learned = read(model, parsed.header, parsed.streams, timings)
+    rows = learned.residual.shape[1]
+    return learned.hyper_latent, latent_mean(model, learned.hyper_latent, 0, rows), learned.residual.astype(np.int64)
+
+
+def read_detail(model: Model, header: Header, streams: Streams,
+                timings: Timings | None = None) -> detail.Detail | None:
+    """A file's detail layer, None without one (FormatError on a corrupt one)."""
+    if not streams.detail:
+        return None
+    timings = timings or Timings()
+    start = time.perf_counter()
+    try:
+        corrections = detail.decode(streams.detail, header.height, header.width, model.bundle.latent_tables)
+    except detail.DetailError as error:
+        raise FormatError(str(error)) from None
+    timings.add("detail", start)
+    return corrections
+
+
+def decoded_rows(model: Model, learned: Learned, height: int, width: int, corrections: detail.Detail | None,
+                 timings: Timings | None = None) -> Iterator[np.ndarray]:
+    """A file's pixels in bands of rows, top to bottom, each uint8 (rows, width, 3).
+
+    Only what the entropy coding needs is held whole: the residual and, while it is decoded, the
+    scale indices. Means, latents, pixels and detail corrections are made one band at a time, with
+    the same numbers as a whole-image decode.
+    """
+    timings = timings or Timings()
+    scale = inverse_gain(model, learned.quality)
+
+    def latent_rows(top: int, bottom: int) -> np.ndarray:
+        start = time.perf_counter()
+        latent = dequantised(latent_mean(model, learned.hyper_latent, top, bottom), learned.residual[:, top:bottom],
+                             scale)
+        timings.add("hyper_synthesis", start)
+        return latent
+
+    bands = synthesised_rows(model, latent_rows, learned.residual.shape[1:], height, width, timings)
+    yield from detail.apply_rows(bands, corrections, timings.add)
+
+
+# -- shared by both directions -------------------------------------------------------------------
+
+
+def dequantised(mean: np.ndarray, residual: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(1, M, rows, W) float32 synthesis input from float64 means (reused as the workspace), the
+    residual and the inverse gain: the one place encoder (whole) and decoder (band by band) make it,
+    elementwise, so their syntheses see the same floats."""
+    mean += residual  # in float64, as (residual + mean) * inverse_gain always was
+    mean *= scale
+    return mean.astype(np.float32)[None]
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Synthesis output in [0, 1] -> uint8, same shape; NaN and infinities (corrupt files) give 0 and 255."""
+    x = np.fmax(x, 0.0)  # fmax and fmin map NaN to the bound
+    np.fmin(x, 1.0, out=x)
+    x *= 255.0
+    return np.rint(x, out=x).astype(np.uint8)
+
+
+def synthesis_tile(model: Model, rows: int, cols: int) -> int:
+    """Latent units per side of a synthesis tile for a latent of rows x cols.
+
+    A latent that fits one tile of model.tile runs whole, the fastest. Larger ones run in tiles of at
+    most SYNTHESIS_TILE, whose contexts of 40 x 40 units (SYNTHESIS_HALO on each side) cost ONNX
+    Runtime about 200 MB of activations, against 500 MB for 72 x 72 (a tile of 64 and a halo of 4),
+    about as much as the rest of a 6000x4000 decode.
+    """
+    return model.tile if rows <= model.tile and cols <= model.tile else min(model.tile, SYNTHESIS_TILE)
+
+
+def synthesised_rows(model: Model, latent_rows, shape: tuple[int, int], height: int, width: int,
+                     timings: Timings | None = None) -> Iterator[np.ndarray]:
+    """uint8 (rows, width, 3) bands of the synthesis of a latent of shape (rows, cols) whose rows
+    latent_rows(top, bottom) makes as (1, M, bottom - top, cols) float32, cut to height x width."""
+    timings = timings or Timings()
+
+    def synthesis(latent: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        pixels = to_uint8(model.networks.run("synthesis", latent))
+        timings.add("synthesis", start)
+        return pixels
+
+    rows, cols = shape
+    bands = synthesized_bands(synthesis, latent_rows, rows, cols, synthesis_tile(model, rows, cols), SYNTHESIS_HALO,
+                              model.bundle.latent_stride)
+    return _cropped(bands, height, width)
+
+
+def compact(values: np.ndarray) -> np.ndarray:
+    """Integers in int16 or else int32 when they fit (a quarter or half of int64), else as they are."""
+    for dtype in (np.int16, np.int32):
+        bounds = np.iinfo(dtype)
+        if not values.size or bounds.min <= values.min() and values.max() <= bounds.max:
+            return values.astype(dtype)
+    return values
+
+
+def _cropped(bands: Iterable[np.ndarray], height: int, width: int) -> Iterator[np.ndarray]:
+    """Synthesis bands (1, 3, h, W') of the padded image -> uint8 (h, width, 3), cut to height rows."""
+    top = 0
+    for band in bands:
+        rows = band[0, :, :max(height - top, 0), :width]
+        top += band.shape[2]
+        if rows.shape[1]:
+            yield np.ascontiguousarray(rows.transpose(1, 2, 0))
+
+
+def whole(bands: Iterable[np.ndarray], height: int) -> np.ndarray:
+    """Bands of rows, stacked into one uint8 (height, width, 3) image without holding them all twice."""
+    out, top = None, 0
+    for rows in bands:
+        if out is None:
+            out = np.empty((height, *rows.shape[1:]), np.uint8)
+        out[top:top + len(rows)] = rows
+        top += len(rows)
+    return out
