@@ -207,10 +207,7 @@ def read_hyper_latent(model: Model, header: Header, streams: Streams,
     channels = len(model.bundle.hyper_tables)
     channel = np.broadcast_to(np.arange(channels)[:, None, None], (channels, rows, cols))
     start = time.perf_counter()
-    try:
-        hyper_latent = entropy.decode(streams.hyper, channel, model.bundle.hyper_tables)
-    except entropy.EntropyError as error:
-        raise FormatError(f"hyper-latent stream: {error}") from None
+    hyper_latent = _entropy_decoded(streams.hyper, channel, model.bundle.hyper_tables, "hyper-latent stream")
     timings.add("entropy_coding", start)
     return hyper_latent.reshape(channel.shape)
 
@@ -228,12 +225,17 @@ def read_residual(model: Model, streams: Streams, hyper_latent: np.ndarray,
                                            model.matmul)
     timings.add("hyper_synthesis", start)
     start = time.perf_counter()
-    try:
-        residual = entropy.decode(streams.latent, scale_index, model.bundle.latent_tables)
-    except entropy.EntropyError as error:
-        raise FormatError(f"latent stream: {error}") from None
+    residual = _entropy_decoded(streams.latent, scale_index, model.bundle.latent_tables, "latent stream")
     timings.add("entropy_coding", start)
     return residual.reshape(scale_index.shape)
+
+
+def _entropy_decoded(blob: bytes, table_index: np.ndarray, tables: entropy.EntropyTables, stream: str) -> np.ndarray:
+    """entropy.decode, a corrupt stream reported as the file's FormatError naming the stream."""
+    try:
+        return entropy.decode(blob, table_index, tables)
+    except entropy.EntropyError as error:
+        raise FormatError(f"{stream}: {error}") from None
 
 
 def latent_mean(model: Model, hyper_latent: np.ndarray, top: int, bottom: int) -> np.ndarray:
