@@ -79,10 +79,19 @@ def speed_lines(speed: dict) -> list[str]:
 
 def large_lines(large: dict) -> list[str]:
     steps = large["steps"]
-    return [f"A {large['image']} photo ({large['threads']} threads): compress "
-            f"{steps['compress']['seconds']:.0f} s at {steps['compress']['peak_rss_mb']} MiB peak RSS, decompress "
-            f"{steps['decompress']['seconds']:.0f} s at {steps['decompress']['peak_rss_mb']} MiB "
-            f"(`bench/large_image.py`, limit {large['limit_mb']} MiB)."]
+    lines = [f"A {large['image']} photo ({large['threads']} threads): compress "
+             f"{steps['compress']['seconds']:.0f} s at {steps['compress']['peak_rss_mb']} MiB peak RSS, decompress "
+             f"{steps['decompress']['seconds']:.0f} s at {steps['decompress']['peak_rss_mb']} MiB "
+             f"(`bench/large_image.py`, limit {large['limit_mb']} MiB)" + (f"; {large['note']}." if large.get("note") else ".")]
+    decodes = [(name, steps[name]) for name in ("decompress", "decompress_detail", "decompress_crafted",
+                                                "decompress_crafted_detail") if "baseline" in steps.get(name, {})]
+    if decodes:
+        lines += ["", f"Peak memory of a decode to PNG, band by band, against {large['baseline']} (whole images):", "",
+                  "| file | format version | peak RSS | before |", "|---|---:|---:|---:|"]
+        lines += [f"| {step['image']}{' with a detail layer' if name.endswith('detail') else ''}"
+                  f"{' (crafted: 500 KB declaring 63 MP)' if 'crafted' in name else ''} | {step['version']} | "
+                  f"{step['peak_rss_mb']} MiB | {step['baseline']['peak_rss_mb']} MiB |" for name, step in decodes]
+    return lines
 
 
 def standing(ours: Curve, curves: dict[str, Curve]) -> list[str]:
@@ -202,9 +211,10 @@ def detail_lines(results: dict, tuning: dict | None, graphics: dict | None) -> l
     return lines
 
 
-def section(results: dict, references: list[Curve], speed: dict | None, large: dict | None,
-            compressai: dict | None = None, gain: dict | None = None, kodak_effort: dict | None = None,
-            tuning: dict | None = None, graphics: dict | None = None) -> str:
+def section(results: dict, references: list[Curve], speeds: list[tuple[dict, dict | None]], large: dict | None,
+            gain: dict | None = None, kodak_effort: dict | None = None, tuning: dict | None = None,
+            graphics: dict | None = None) -> str:
+    """The README's results; speeds: (aecodec bench --speed, CompressAI's) for each machine measured."""
     env = results["env"]
     curves = curves_from(results)
     ours = curves[OURS]
@@ -235,16 +245,16 @@ def section(results: dict, references: list[Curve], speed: dict | None, large: d
                   f"where JPEG is at its worst, it is {bd_cell(without_lowest_rate(webp), jpeg, 'psnr')}.", ""]
     lines += [f"aecodec's own curve (means over the {images} images):", "", *rd_table(results), "",
               "![Rate–distortion on Kodak, MS-SSIM](bench/results/kodak/rd_ms_ssim_db.png)", ""]
-    if speed:
-        lines += ["### Speed", "", *speed_lines(speed), ""]
-    if speed and compressai:
-        lines += [f"CompressAI {compressai['compressai']}'s mean–scale hyperprior (N=128, M=192; torch "
-                  f"{compressai['torch']}, {compressai['threads']} threads), timed the same way on the same image "
-                  f"by `bench/compressai_speed.py`: compress {compressai['compress_ms']:.0f} ms, decompress "
-                  f"{compressai['decompress_ms']:.0f} ms. aecodec: {speed['compress']['total']:.0f} ms and "
-                  f"{speed['decompress']['total']:.0f} ms, entropy coding included in both: "
-                  f"{compressai['compress_ms'] / speed['compress']['total']:.1f}x and "
-                  f"{compressai['decompress_ms'] / speed['decompress']['total']:.1f}x as fast.", ""]
+    for machine, (speed, compressai) in enumerate(speeds):
+        lines += (["### Speed", ""] if not machine else []) + [*speed_lines(speed), ""]
+        if compressai:
+            lines += [f"CompressAI {compressai['compressai']}'s mean–scale hyperprior (N=128, M=192; torch "
+                      f"{compressai['torch']}, {compressai['threads']} threads), timed the same way on the same "
+                      f"image by `bench/compressai_speed.py`: compress {compressai['compress_ms']:.0f} ms, decompress "
+                      f"{compressai['decompress_ms']:.0f} ms. aecodec: {speed['compress']['total']:.0f} ms and "
+                      f"{speed['decompress']['total']:.0f} ms, entropy coding included in both: "
+                      f"{compressai['compress_ms'] / speed['compress']['total']:.1f}x and "
+                      f"{compressai['decompress_ms'] / speed['decompress']['total']:.1f}x as fast.", ""]
     if large:
         lines += [*large_lines(large), ""]
     if gain:
@@ -334,6 +344,16 @@ def card_rd(results: dict) -> dict:
             "points": points, "bd_rate_psnr_percent": bd}
 
 
+def speeds_measured() -> list[tuple[dict, dict | None]]:
+    """(speed.json, compressai.json or None) of bench/results/speed/ and of each machine's folder beside it
+    (its name says the machine; before/ holds the figures an earlier change replaced)."""
+    root = ROOT / "bench/results/speed"
+    folders = [root, *sorted(p for p in root.iterdir() if p.is_dir() and p.name != "before")]
+    return [(json.loads((f / "speed.json").read_text()),
+             json.loads((f / "compressai.json").read_text()) if (f / "compressai.json").exists() else None)
+            for f in folders if (f / "speed.json").exists()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", action="append", default=[], help="CompressAI results JSON to compare")
@@ -342,8 +362,7 @@ def main() -> None:
     parser.add_argument("--card", type=Path, help="also write kodak_rd into this model card (manifest.json)")
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    speed_path, large_path = ROOT / "bench/results/speed/speed.json", ROOT / "bench/results/large_image.json"
-    compressai_path = ROOT / "bench/results/speed/compressai.json"
+    large_path = ROOT / "bench/results/large_image.json"
     throughput_path = ROOT / "bench/results/train_throughput.json"
     ablation_path = ROOT / "bench/results/train_ablation.json"
     cooldown_path = ROOT / "bench/results/train_cooldown.json"
@@ -351,12 +370,12 @@ def main() -> None:
     kodak_effort_path = ROOT / "bench/results/kodak_effort/results.json"
     tuning_path, graphics_path = ROOT / "bench/results/detail_tuning.json", ROOT / "bench/results/graphics.json"
     balance_path = ROOT / "bench/results/train_balance.json"
-    speed, large, compressai, throughput, ablation, cooldown, gain, kodak_effort, tuning, graphics, balance = (
+    large, throughput, ablation, cooldown, gain, kodak_effort, tuning, graphics, balance = (
         json.loads(p.read_text()) if p.exists() else None
-        for p in (speed_path, large_path, compressai_path, throughput_path, ablation_path, cooldown_path, gain_path,
-                  kodak_effort_path, tuning_path, graphics_path, balance_path))
+        for p in (large_path, throughput_path, ablation_path, cooldown_path, gain_path, kodak_effort_path,
+                  tuning_path, graphics_path, balance_path))
     text = args.readme.read_text()
-    body = section(results, load_references(args.reference), speed, large, compressai, gain, kodak_effort, tuning,
+    body = section(results, load_references(args.reference), speeds_measured(), large, gain, kodak_effort, tuning,
                    graphics)
     text = replace_between(text, START, END, body, args.readme)
     if args.card:
