@@ -9,7 +9,7 @@ quality's own lambda, whether a block's corrections are worth their bits, and wi
 which of the model's Gaussian tables they are coded, so a photograph at a middle
 quality gets few or none and text, line art and the highest qualities get many.
 At the high qualities a block with an error larger than anything in the block is
-coded whatever it costs (held blocks, see choose): a flat picture comes back
+coded whatever it costs (held blocks, see detail_choice.choose): a flat picture comes back
 within 3 levels at quality 100, edges and corners included.
 
 A typical workflow looks like this::

@@ -17,18 +17,16 @@ Rate and distortion only, so it may run beside training.
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from aecodec import detail, detail_choice
+from aecodec import detail_choice
 from aecodec.codec import Codec
-from aecodec.metrics import bd_rate, psnr
-from aecodec.quality import rate_tradeoff
+
+from .detail_tuning import detail_curves, held_out_arguments, photo_paths
 
 SIZES = ((1, 1), (8, 8), (17, 33), (64, 64), (256, 256), (1, 300), (300, 1))
 COLOURS = ((200, 10, 10), (10, 200, 10), (0, 0, 255), (128, 128, 128), (255, 255, 255), (0, 0, 0))
@@ -51,44 +49,17 @@ def flat_rows(codec: Codec) -> list[dict]:
 
 
 def photo_curves(codec: Codec, paths: list[Path]) -> dict:
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    curves = {name: {"bpp": [], "psnr": []} for name in ("none", "detail")}
-    for quality in PHOTO_QUALITIES:
-        points = {name: ([], []) for name in curves}
-        for rgb in photos:
-            pixels = rgb.shape[0] * rgb.shape[1]
-            data = codec.compress(rgb, quality=quality, detail=False)
-            decoded = np.asarray(codec.decompress(data))
-            chosen = detail_choice.choose(rgb, decoded, rate_tradeoff(codec.bundle, quality), codec.bundle.latent_tables,
-                                          matmul=codec.matmul)
-            stream = detail.encode(chosen, *rgb.shape[:2], codec.bundle.latent_tables) if chosen else b""
-            corrected = (detail.apply(decoded, detail.decode(stream, *rgb.shape[:2], codec.bundle.latent_tables))
-                         if stream else decoded)
-            extra = 4 + len(stream) if stream else 0  # the stream and its length field
-            for name, (size, pixels_back) in {"none": (len(data), decoded),
-                                               "detail": (len(data) + extra, corrected)}.items():
-                points[name][0].append(8 * size / pixels)
-                points[name][1].append(psnr(rgb, pixels_back))
-        for name, (bpps, psnrs) in points.items():
-            curves[name]["bpp"].append(float(np.mean(bpps)))
-            curves[name]["psnr"].append(float(np.mean(psnrs)))
-        print(f"q{quality}", {n: f"{c['bpp'][-1]:.4f} bpp {c['psnr'][-1]:.3f} dB" for n, c in curves.items()},
-              flush=True)
-    result = bd_rate(curves["none"]["bpp"], curves["none"]["psnr"], curves["detail"]["bpp"], curves["detail"]["psnr"])
-    curves["detail"]["bd_rate_vs_none"] = {"percent": result.percent, "low_db": result.low, "high_db": result.high}
-    return curves
+    """detail_tuning's curves at the shipped lambda scale, named "detail"."""
+    curves = detail_curves(codec, paths, PHOTO_QUALITIES, (detail_choice.LAMBDA_SCALE,))
+    return {"none": curves["none"], "detail": curves[f"{detail_choice.LAMBDA_SCALE:g}"]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = held_out_arguments(__doc__, "bench/results/detail_edges.json")
     parser.add_argument("--label", required=True, help="the entry to write, e.g. a commit")
-    parser.add_argument("--photos", type=Path, default=Path("runs/main/validation_images.txt"),
-                        help="text file listing the held-out photos, one path a line")
-    parser.add_argument("--weights", default=None)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/detail_edges.json"))
     args = parser.parse_args()
     codec = Codec(args.weights, threads=1)
-    paths = [Path(line.strip()) for line in args.photos.read_text().splitlines() if line.strip()]
+    paths = photo_paths(args.photos)
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     entry = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model_id": codec.model_id.hex(),
              "flat": flat_rows(codec), "photos": [p.name for p in paths], "photo_qualities": list(PHOTO_QUALITIES),
