@@ -118,7 +118,7 @@ def top_psnr(results: dict, codec: str) -> float:
     return max((r for r in results["means"] if r["codec"] == codec), key=lambda r: r["quality"])["psnr"]
 
 
-def effort_lines(gain: dict, kodak_effort: dict | None) -> list[str]:
+def effort_lines(gain: dict, kodak_effort: dict | None, shell: dict | None = None) -> list[str]:
     """The --effort levels: the subset curve they were chosen from, and the full-Kodak check of the top one."""
     means = {row["iterations"]: row for row in gain["means"]}
     lines = [f"`--effort N` refines each image's latents before coding them (same decoder, same format; needs "
@@ -133,6 +133,17 @@ def effort_lines(gain: dict, kodak_effort: dict | None) -> list[str]:
         bd = row.get("bd_rate_psnr_percent")
         cell = "0 (the reference)" if iterations == 0 else ("n/a" if bd is None else f"{bd:+.1f}%")
         lines.append(f"| {effort} | {iterations} | {cell} | {row['encode_s_per_mpx']:.1f} |")
+    lines += ["", "The encode s/MPx above are the refinement's own time inside one process (analysis, "
+              "refinement and coding, the model and torch already loaded, no detail layer), measured "
+              f"{gain.get('date', 'on 2026-11-29')} on the AMD EPYC with AVX-512 of that session (the file does not "
+              "record its CPU; that day's Kodak results say AMD EPYC)."]
+    if shell:
+        mean_wall = sum(shell["effort1_wall_s"]) / len(shell["effort1_wall_s"])
+        pixels = 600 * 400 / 1e6
+        lines[-1] += (f" One whole command from a shell, `{shell['command']}` on {shell['image']}, takes "
+                      f"{mean_wall:.1f} s ({mean_wall / pixels:.0f} s/MPx) on {shell['cpu']} ({shell['cpu_flags']}), "
+                      f"{shell['threads']}, against {shell['effort0_wall_s']:.2f} s at effort 0: it includes "
+                      f"{shell['includes']} (`bench/results/effort_shell.json`).")
     lines.append("")
     if kodak_effort:
         curves = curves_from(kodak_effort)
@@ -213,7 +224,7 @@ def detail_lines(results: dict, tuning: dict | None, graphics: dict | None) -> l
 
 def section(results: dict, references: list[Curve], speeds: list[tuple[dict, dict | None]], large: dict | None,
             gain: dict | None = None, kodak_effort: dict | None = None, tuning: dict | None = None,
-            graphics: dict | None = None) -> str:
+            graphics: dict | None = None, effort_shell: dict | None = None) -> str:
     """The README's results; speeds: (aecodec bench --speed, CompressAI's) for each machine measured."""
     env = results["env"]
     curves = curves_from(results)
@@ -258,7 +269,7 @@ def section(results: dict, references: list[Curve], speeds: list[tuple[dict, dic
     if large:
         lines += [*large_lines(large), ""]
     if gain:
-        lines += ["### Encode effort", "", *effort_lines(gain, kodak_effort)]
+        lines += ["### Encode effort", "", *effort_lines(gain, kodak_effort, effort_shell)]
     lines += ["### Detail layer", "", *detail_lines(results, tuning, graphics)]
     return "\n".join(lines)
 
@@ -375,8 +386,10 @@ def main() -> None:
         for p in (large_path, throughput_path, ablation_path, cooldown_path, gain_path, kodak_effort_path,
                   tuning_path, graphics_path, balance_path))
     text = args.readme.read_text()
+    shell_path = ROOT / "bench/results/effort_shell.json"
+    effort_shell = json.loads(shell_path.read_text()) if shell_path.exists() else None
     body = section(results, load_references(args.reference), speeds_measured(), large, gain, kodak_effort, tuning,
-                   graphics)
+                   graphics, effort_shell)
     text = replace_between(text, START, END, body, args.readme)
     if args.card:
         card = json.loads(args.card.read_text())
