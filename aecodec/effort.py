@@ -7,10 +7,10 @@ A typical workflow looks like this::
     quality, data = fit_quality_refined(encode, refine, budget)   # --target-size at effort > 0
 
 Effort above 0 refines each image's latent and hyper-latent against the
-model's rate-distortion loss (``aecodec.refine.refiner``), then codes them on the
+model's rate-distortion loss (``aecodec.refine_torch.refiner``), then codes them on the
 usual exact path: only which integers are sent changes. The refinement needs
 torch, which the runtime never imports at effort 0: ``load_refiner`` is the
-runtime's one import of ``aecodec.refine``, and that never imports ``aecodec.train``.
+runtime's one import of ``aecodec.refine_torch``, and that never imports ``aecodec.train``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def check_effort_available() -> None:
 def load_refiner(bundle, threads: int = 0):
     """The torch refinement of a weights bundle, or one line saying what to install."""
     try:
-        from .refine.refiner import Refiner
+        from .refine_torch.refiner import Refiner
     except ImportError as error:
         raise _unavailable((error.name or "torch").split(".")[0]) from None
     return Refiner(bundle, threads=threads)

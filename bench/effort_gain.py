@@ -31,7 +31,7 @@ from aecodec import transform
 from aecodec.codec import Codec
 from aecodec.metrics import bd_rate, psnr
 from aecodec.quality import rate_tradeoff
-from aecodec.refine.refiner import RefineSettings, Refiner
+from aecodec.refine_torch.refiner import RefineSettings, Refiner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecodec.refine import model as model_module
+from aecodec.refine_torch import model as model_module
 from aecodec.train import loop
 from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from aecodec.train.data import list_images, split_validation

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from aecodec.model_config import ModelConfig
-from aecodec.refine.model import HyperpriorModel
-from aecodec.refine.precision import fast_bf16_cpu
+from aecodec.refine_torch.model import HyperpriorModel
+from aecodec.refine_torch.precision import fast_bf16_cpu
 from aecodec.train.loss import rd_loss
 
 # Names are used on the command line (comma-separated), so they hold no commas.

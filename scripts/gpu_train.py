@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from aecodec.model_config import ModelConfig
-from aecodec.refine.model import HyperpriorModel
+from aecodec.refine_torch.model import HyperpriorModel
 from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state
 from aecodec.train.config import TrainConfig
 from aecodec.train.data import list_images, split_validation

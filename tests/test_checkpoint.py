@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from aecodec.train.checkpoint import (  # noqa: E402
     Checkpoint, load_checkpoint, model_from_checkpoint, rng_state, save_checkpoint)
 from aecodec.model_config import ModelConfig  # noqa: E402
-from aecodec.refine.model import HyperpriorModel  # noqa: E402
+from aecodec.refine_torch.model import HyperpriorModel  # noqa: E402
 from aecodec.train.config import TrainConfig  # noqa: E402
 
 TINY = ModelConfig(channels=8, latent_channels=12, levels=3)

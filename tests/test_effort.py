@@ -187,7 +187,7 @@ def test_escape_bits_are_the_bytes_the_encoder_writes():
 def test_refinement_prices_escapes_as_entropy_does():
     import torch
 
-    from aecodec.refine.refiner import escape_bits
+    from aecodec.refine_torch.refiner import escape_bits
     values = escaped_values()
     priced = escape_bits(torch.from_numpy(values).float()).numpy()
     assert np.array_equal(priced, entropy.escape_bits(values))
@@ -197,7 +197,7 @@ def test_refinement_prices_escapes_as_entropy_does():
 def test_refinement_charges_an_integer_hyper_latent_what_value_bits_says(codec):
     import torch
 
-    from aecodec.refine.refiner import HyperTableBits
+    from aecodec.refine_torch.refiner import HyperTableBits
     tables = codec.bundle.hyper_tables
     rng = np.random.default_rng(0)
     low, high = tables.offsets[:, None] - 3, (tables.offsets + tables.sizes)[:, None] + 3

@@ -11,7 +11,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from aecodec.model_config import ModelConfig  # noqa: E402
-from aecodec.refine.model import HyperpriorModel  # noqa: E402
+from aecodec.refine_torch.model import HyperpriorModel  # noqa: E402
 from aecodec.train.checkpoint import load_checkpoint  # noqa: E402
 from aecodec.train.config import TrainConfig  # noqa: E402
 from aecodec.train.loop import train  # noqa: E402

@@ -92,7 +92,7 @@ def test_effort_encode_loads_the_refinement_and_no_training_code():
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = set(done.stdout.split())
-    assert "aecodec.refine.refiner" in loaded  # the refinement ran
+    assert "aecodec.refine_torch.refiner" in loaded  # the refinement ran
     assert sorted(name for name in loaded if name.startswith("aecodec.train")) == []
 
 
@@ -127,8 +127,8 @@ def reaching(imports: set[str], *targets: str) -> list[str]:
 
 def test_imports_are_resolved_as_python_resolves_them():
     graph = package_imports()
-    assert "aecodec.refine.refiner" in graph["aecodec.effort"]
-    assert {"aecodec.train.checkpoint", "aecodec.refine.model"} <= graph["aecodec.train.loop"]
+    assert "aecodec.refine_torch.refiner" in graph["aecodec.effort"]
+    assert {"aecodec.train.checkpoint", "aecodec.refine_torch.model"} <= graph["aecodec.train.loop"]
     assert "aecodec.probability" in graph["aecodec.train.export"]  # from .. import probability
 
 
@@ -138,7 +138,7 @@ def test_only_training_imports_training_and_the_refinement_stays_below_the_codec
                if not name.startswith("aecodec.train") and name not in TRAINING_FRONT_ENDS}
     assert {name: found for name, found in runtime.items() if found} == {}
     refine = {name: reaching(imports, "aecodec.train", "aecodec.codec", "torch.distributed")
-              for name, imports in graph.items() if name.startswith("aecodec.refine")}
+              for name, imports in graph.items() if name.startswith("aecodec.refine_torch")}
     assert len(refine) >= 5 and {name: found for name, found in refine.items() if found} == {}
 
 
@@ -149,7 +149,7 @@ LAYERS = [
     {"container", "entropy", "fixedpoint", "detail"},
     {"bundle", "networks", "exactgemm", "graphs", "imageio"},
     {"transform"},
-    {"ratecontrol", "effort", "detail_choice", "refine"},
+    {"ratecontrol", "effort", "detail_choice", "refine_torch"},
     {"codec"},
     {"cli", "api", "batch", "pillow_plugin", "bench", "__init__", "__main__", "train", "rewrite"},
 ]

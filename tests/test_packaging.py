@@ -62,7 +62,7 @@ def test_wheel_ships_the_weights_beside_the_bundle_reader(unpacked_wheel):
 
 
 def test_wheel_ships_every_module_of_the_source_tree(unpacked_wheel):
-    """A subpackage left out of pyproject's list (say aecodec/refine, which --effort imports lazily)
+    """A subpackage left out of pyproject's list (say aecodec/refine_torch, which --effort imports lazily)
     is invisible in an editable install and missing from every real one."""
     source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "aecodec").rglob("*.py")
               if "__pycache__" not in p.parts and "shipped_weights" not in p.parts}

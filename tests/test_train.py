@@ -135,7 +135,7 @@ def test_cli_trains_on_from_a_weights_folder(photos, tmp_path):
 
 
 def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
-    from aecodec.refine.model import lower_bound
+    from aecodec.refine_torch.model import lower_bound
     x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
     bounded = lower_bound(x, 1.0)
     assert torch.equal(bounded.detach(), torch.tensor([1.0, 1.0, 2.0]))
@@ -147,7 +147,7 @@ def test_lower_bound_lets_gradient_lift_a_value_back_over_the_bound():
 
 
 def test_gdn_gammas_below_zero_can_come_back():
-    from aecodec.refine.model import SimplifiedGDN
+    from aecodec.refine_torch.model import SimplifiedGDN
     gdn = SimplifiedGDN(2)
     with torch.no_grad():
         gdn.gamma.fill_(-0.1)  # dead under a plain clamp

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..model_config import ModelConfig
-from ..refine.model import HyperpriorModel
+from ..refine_torch.model import HyperpriorModel
 from .config import TrainConfig
 
 

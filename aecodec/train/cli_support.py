@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..model_config import ModelConfig
-from ..refine.precision import fast_bf16_cpu
+from ..refine_torch.precision import fast_bf16_cpu
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
 from .data import file_list_sha256, list_images, split_validation

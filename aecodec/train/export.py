@@ -27,7 +27,7 @@ from torch import nn
 from .. import probability
 from ..bundle import HASHED_FILES, HYPER_STRIDE, MANIFEST, model_id_of, write_card, write_tables
 from ..fixedpoint import quantize_layers
-from ..refine.model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
+from ..refine_torch.model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from .data import held_out_photos, list_images, load_photo
 from .loop import VALIDATION_SIDE, centre_crop

@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 from ..model_config import ModelConfig
-from ..refine.model import HyperpriorModel
+from ..refine_torch.model import HyperpriorModel
 from .checkpoint import Checkpoint
 
 

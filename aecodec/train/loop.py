@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..model_config import ModelConfig
-from ..refine.model import HyperpriorModel
+from ..refine_torch.model import HyperpriorModel
 from . import distributed
 from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import TrainConfig

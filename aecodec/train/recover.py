@@ -22,8 +22,8 @@ import torch
 
 from ..bundle import load_bundle
 from ..entropy import EntropyTables
-from ..refine.from_bundle import model_from_bundle
-from ..refine.model import FactorizedPrior
+from ..refine_torch.from_bundle import model_from_bundle
+from ..refine_torch.model import FactorizedPrior
 from .checkpoint import Checkpoint, rng_state, save_checkpoint
 from .config import TrainConfig
 

@@ -30,13 +30,13 @@ from dataclasses import replace
 import torch
 
 from ..model_config import ModelConfig
-from ..refine.model import HyperpriorModel
+from ..refine_torch.model import HyperpriorModel
 from .checkpoint import Checkpoint
 
 NEW_ANALYSIS_SCALE = 0.01  # new analysis rows, relative to the old rows' spread: below rounding at every level
 NEW_CONSUMER_SCALE = 0.1  # new weights where a zero input keeps the output unchanged
 
-# state_dict names of the layers that produce or consume the latent (see aecodec/refine/model.py)
+# state_dict names of the layers that produce or consume the latent (see aecodec/refine_torch/model.py)
 ANALYSIS_OUT = "analysis.6"
 SYNTHESIS_IN = "synthesis.0.0"
 HYPER_ANALYSIS_IN = "hyper_analysis.0"
