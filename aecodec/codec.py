@@ -82,6 +82,7 @@ class Job:
 
     model: transform.Model
     source: imageio.SourceImage
+    alpha: bytes  # the source's alpha plane, coded once for every file a target search tries
     latent: np.ndarray
     with_detail: bool
     refiner: object  # effort's Refiner, or None at effort 0
@@ -91,7 +92,7 @@ class Job:
 
     def at(self, quality: float) -> bytes:
         """The file at a quality, in one pass."""
-        return self.finish(transform.code(self.model, self.latent, quality, self.timings))
+        return self.finish(transform.code(self.model, self.latent, quality, self.timings, rebuild=self.with_detail))
 
     def refined_at(self, quality: float) -> bytes:
         """The file at a quality, its latents refined for this image first (effort above 0)."""
@@ -101,15 +102,14 @@ class Job:
         refined = self.refiner.refine(self.source.rgb, gained, hyper_latent, quality, self.iterations, self.progress)
         self.timings.add("refinement", start)
         return self.finish(transform.code_given(self.model, refined.latent, refined.hyper_latent, quality,
-                                                timings=self.timings))
+                                                timings=self.timings, rebuild=self.with_detail))
 
     def finish(self, coded: transform.Coded) -> bytes:
         """The file: the learned part, the detail layer where it pays, and the source's side data."""
         source, (height, width) = self.source, self.source.rgb.shape[:2]
         layer = detail_layer(self.model, source.rgb, coded, self.timings) if self.with_detail else b""
-        alpha = imageio.encode_alpha(source.alpha) if source.alpha is not None else b""
         header = Header(source.layout, self.model.bundle.model_id, width, height, coded.quality)
-        return container.pack(header, Streams(coded.hyper, coded.latent, alpha, source.icc or b"",
+        return container.pack(header, Streams(coded.hyper, coded.latent, self.alpha, source.icc or b"",
                                               source.exif or b"", layer))
 
     def file(self, request: Request) -> bytes:
@@ -221,7 +221,8 @@ class Codec:
         container.check_dimensions(width, height)
         timings = Timings()
         latent = transform.analyse(self.model, source.rgb, timings)  # independent of quality: once
-        job = Job(self.model, source, latent, detail, refiner, request.iterations, progress, timings)
+        alpha = imageio.encode_alpha(source.alpha) if source.alpha is not None else b""
+        job = Job(self.model, source, alpha, latent, detail, refiner, request.iterations, progress, timings)
         return Encoded(job.file(request), tuple(source.warnings), dict(timings.stages) if timed else None)
 
     # -- decoding ------------------------------------------------------------------------

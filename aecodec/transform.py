@@ -79,7 +79,8 @@ class Coded:
 
     hyper: bytes  # the hyper-latent stream
     latent: bytes  # the latent stream
-    rebuilt: np.ndarray  # float32 (M, h, w): (residual + mean) * inverse gain, the decoder's synthesis input
+    rebuilt: np.ndarray | None  # float32 (M, h, w): (residual + mean) * inverse gain, the decoder's synthesis
+    # input; None when the caller will not synthesise (no detail layer), as it costs a pass and a latent's memory
     quality: float
 
 
@@ -142,14 +143,15 @@ def hyper_analyse(model: Model, gained_latent: np.ndarray, timings: Timings | No
     return hyper_latent
 
 
-def code(model: Model, latent: np.ndarray, quality: float, timings: Timings | None = None) -> Coded:
-    """Both streams of a latent at a quality."""
+def code(model: Model, latent: np.ndarray, quality: float, timings: Timings | None = None,
+         rebuild: bool = True) -> Coded:
+    """Both streams of a latent at a quality (and, with rebuild, the latent a decoder will rebuild)."""
     scale = gain(model, quality)
-    return code_given(model, latent, hyper_analyse(model, latent * scale, timings), quality, scale, timings)
+    return code_given(model, latent, hyper_analyse(model, latent * scale, timings), quality, scale, timings, rebuild)
 
 
 def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quality: float,
-               scale: np.ndarray | float = 1.0, timings: Timings | None = None) -> Coded:
+               scale: np.ndarray | float = 1.0, timings: Timings | None = None, rebuild: bool = True) -> Coded:
     """Both streams of a given latent and integer hyper-latent, on the exact path: exact hyper-synthesis
     -> means and scale indices -> symbols = round(latent * scale - mean).
 
@@ -171,7 +173,8 @@ def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quali
     residual = np.rint(gained, out=gained).astype(np.int64)
     coded = entropy.encode(residual, scale_index, bundle.latent_tables)
     timings.add("entropy_coding", start)
-    return Coded(hyper, coded, dequantised(mean, residual, inverse_gain(model, quality))[0], quality)
+    rebuilt = dequantised(mean, residual, inverse_gain(model, quality))[0] if rebuild else None
+    return Coded(hyper, coded, rebuilt, quality)
 
 
 def file_of(model: Model, coded: Coded, height: int, width: int) -> bytes:
