@@ -4,6 +4,7 @@ A typical workflow looks like this::
 
     q = psnr(original, decoded)           # dB, uint8 HxWx3
     s = ms_ssim(original, decoded)        # in [0, 1]
+    g = grid_ratio(decoded)               # 1.0: no 16-pixel grid shows
     r = bd_rate(bpp_a, psnr_a, bpp_b, psnr_b)
     print(f"{r.percent:+.1f}% over {r.low:.2f}..{r.high:.2f} dB")
 
@@ -32,6 +33,26 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     _check_pair(a, b)
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10.0 * math.log10(DATA_RANGE**2 / mse)
+
+
+def grid_ratio(image: np.ndarray, period: int = 16) -> float:
+    """How strongly a grid of period-pixel blocks shows: the mean absolute step in grey level between
+    neighbouring pixels across block boundaries, over the mean step everywhere else, rows and columns
+    together. Photographs give about 1 (0.96 to 1.02 on Kodak); block artefacts raise it.
+    image: uint8 (H, W, 3) or (H, W)."""
+    grey = image.astype(np.float64)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=2)
+    across, within = [], []
+    for steps in (np.abs(np.diff(grey, axis=1)), np.abs(np.diff(grey, axis=0)).T):
+        # steps[:, i] is between pixels i and i + 1: a boundary where i + 1 is a multiple of period.
+        boundary = (np.arange(1, steps.shape[1] + 1) % period) == 0
+        across.append(steps[:, boundary].ravel())
+        within.append(steps[:, ~boundary].ravel())
+    across, within = np.concatenate(across), np.concatenate(within)
+    if not across.size or not within.size:
+        raise ValueError(f"an image of {image.shape[1]}x{image.shape[0]} has no {period}-pixel block boundary")
+    return float(across.mean() / max(within.mean(), 1e-12))
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from aecodec.metrics import BDResult, bd_rate, ms_ssim, pchip_eval, pchip_slopes, psnr
+from aecodec.metrics import BDResult, bd_rate, grid_ratio, ms_ssim, pchip_eval, pchip_slopes, psnr
 
 
 def _pair(h, w, noise=12.0, seed=0):
@@ -119,3 +119,18 @@ def test_pchip_matches_scipy_and_does_not_overshoot():
     # Monotone data stays monotone between the knots (the near-flat 31..32 step included).
     values, _ = pchip_eval(x, y, pchip_slopes(x, y), np.linspace(x[0], x[-1], 500))
     assert np.all(np.diff(values) >= -1e-12)
+
+
+def test_grid_ratio_sees_blocks_and_nothing_else():
+    rng = np.random.default_rng(0)
+    smooth = np.clip(np.add.outer(np.arange(96), np.arange(128)) + rng.normal(0, 1, (96, 128)), 0, 255)
+    assert abs(grid_ratio(smooth.astype(np.uint8)) - 1) < 0.1
+    # The same picture with every 16x16 block moved by its own offset: the steps pile up on the boundaries.
+    offsets = np.kron(rng.integers(-3, 4, (6, 8)), np.ones((16, 16)))
+    blocky = np.clip(smooth + offsets, 0, 255).astype(np.uint8)
+    assert grid_ratio(blocky) > 1.5
+    assert grid_ratio(np.repeat(blocky[:, :, None], 3, axis=2)) == pytest.approx(grid_ratio(blocky))
+    # An 8-pixel grid is not a 16-pixel one, half its boundaries aside.
+    assert grid_ratio(blocky, period=8) < grid_ratio(blocky)
+    with pytest.raises(ValueError, match="no 16-pixel block boundary"):
+        grid_ratio(np.zeros((10, 10), np.uint8))

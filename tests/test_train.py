@@ -49,6 +49,9 @@ def test_checkpoint_carries_configs_and_validation_log(photos, tmp_path):
     assert checkpoint.pixels_seen == 2 * 2 * 64 * 64
     rows = (tmp_path / "validation.csv").read_text().splitlines()
     assert rows[0].startswith("step,pixels_seen,level,bpp,psnr") and len(rows) == 1 + 4
+    # Photos it trained on, validated the same way beside them (issue 22, item 6): other photos, other rates.
+    seen = (tmp_path / "validation_training.csv").read_text().splitlines()
+    assert seen[0] == rows[0] and len(seen) == len(rows) and seen[1:] != rows[1:]
 
 
 def test_export_decodes_in_the_runtime(photos, tmp_path):

@@ -26,7 +26,7 @@ from ..refine_torch.model import HyperpriorModel
 from . import distributed
 from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
 from .config import TrainConfig
-from .data import CropSampler, list_images, load_photo, split_validation
+from .data import CropSampler, held_out_photos, list_images, load_photo, split_validation
 from .loss import level_weights, rd_loss
 
 VALIDATION_LEVELS = 4  # rates logged per validation pass, spread over all levels
@@ -61,6 +61,9 @@ class Data:
     sampler: CropSampler  # training crops
     held_out: list[Path]  # every rank knows them: the checkpoint keeps their stems
     validation: list[np.ndarray]  # their pixels, on rank 0 alone, which validates
+    # As many photos the run trains on, validated the same way: a gap between the two that grows says
+    # more photos would buy more than more steps (issue 22, item 6). Rank 0 alone.
+    seen: list[np.ndarray] = ()
 
 
 @torch.no_grad()
@@ -169,9 +172,11 @@ def load_data(config: TrainConfig, stems: list[str] | None, ranks: distributed.R
     sampler = CropSampler(load_photos(train_paths, config, "training photos", quiet), config.crop,
                           config.min_scale, config.synthetic_share)
     val_photos = load_photos(val_paths, config, "validation photos", quiet) if ranks.leader else []
+    seen = held_out_photos(train_paths, len(val_paths)) if ranks.leader else []
+    seen_photos = load_photos(seen, config, "training photos to validate", quiet) if ranks.leader else []
     if ranks.leader:
         (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
-    return Data(sampler, val_paths, val_photos)
+    return Data(sampler, val_paths, val_photos, seen_photos)
 
 
 def save(path: Path, run: Run, config: TrainConfig, data: Data) -> None:
@@ -187,9 +192,12 @@ def save(path: Path, run: Run, config: TrainConfig, data: Data) -> None:
 
 
 def validate_to_csv(run: Run, data: Data, out: Path, bf16: bool) -> None:
-    if data.validation:
-        for row in validate(run.scored, data.validation, run.device, bf16):
-            append_csv(out / "validation.csv", {"step": run.step, "pixels_seen": run.pixels_seen, **row})
+    """The held-out photos' rates to validation.csv, and the same for photos it trains on to
+    validation_training.csv, at the same levels."""
+    for photos, name in ((data.validation, "validation.csv"), (data.seen, "validation_training.csv")):
+        if photos:
+            for row in validate(run.scored, photos, run.device, bf16):
+                append_csv(out / name, {"step": run.step, "pixels_seen": run.pixels_seen, **row})
 
 
 Losses = Callable[[torch.Tensor, torch.Tensor], dict]  # (crops, levels) -> rd_loss's metrics

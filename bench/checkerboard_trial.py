@@ -1,0 +1,346 @@
+"""Does a checkerboard context model pay for the shipped model? A go/no-go before format version 3.
+
+    nice -n 10 python -m bench.checkerboard_trial --checkpoint runs/main/last.ckpt --minutes 30
+    nice -n 10 python -m bench.checkerboard_trial --checkpoint runs/main/last.ckpt --joint-steps 2000
+
+Issue 22 asks for a two-pass checkerboard context (He et al., CVPR 2021) on top of the mean-scale
+hyperprior, kept only if an equal-pixel comparison on the held-out training photos shows it better.
+This is the first stage the issue describes: the analysis, synthesis and hyperprior stay frozen (the
+moving average of the checkpoint) and only the context network trains. Both sides of the comparison
+are then the same frozen model, so they have seen the same pixels; the context trains on the pixels
+reported beside it.
+
+The latent is split in a checkerboard. Anchors ((row + column) even) are coded as today, with the
+hyperprior's mean and scale. The other half gets its mean and scale from the hyperprior plus a small
+network over the decoded anchors: a 5x5 convolution that only reads anchors (12 taps), then two 1x1
+layers over it and the hyperprior's mean and scale, with a bias per rate level (the decoder knows the
+quality from the header). Its last layer starts at zero, so step 0 is today's model exactly.
+
+Trained on rate alone: with the straight-through rounding the reconstruction round(y - mean) + mean
+passes no gradient to the mean. Evaluated with hard rounding on the run's 8 held-out photos (centre
+crops of at most 512, never Kodak) at three rate levels: bits (hyper-latent, anchors, the rest) and
+PSNR after the frozen synthesis, with and without the context. Rates are the Gaussian model's, not
+the entropy coder's tables: close, and the same for both sides.
+
+Stage two (--joint-steps) trains every part together, as the main loop does (batch 4 of 256, level
+balance 0.5, Adam and the moving average carried on from the checkpoint), in three arms from the same
+checkpoint on the same crops, levels and noise: without the context (base), with the context of stage
+one, and without it but with the latent's rate measured on the rounded residual instead of added noise
+(issue 22, item 3). The moving averages are compared at four levels by BD-rate (PSNR) against base.
+The context's weights pass between the stages in --context-weights, outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aecodec.refine_torch.model import HyperpriorModel, gaussian_likelihood, quantize, round_ste
+from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
+from aecodec.train.data import CropSampler, list_images, load_photo, split_validation
+from aecodec.metrics import bd_rate
+from aecodec.train.loop import centre_crop
+from aecodec.train.loss import level_weights, rd_loss
+
+EVAL_LEVELS = (0.0, 3.5, 7.0)  # the lowest, middle and highest trained lambda of the shipped model
+JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the two arms
+
+
+def anchor_mask(height: int, width: int, device) -> torch.Tensor:
+    """(1, 1, height, width): 1 where (row + column) is even, the half coded first."""
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
+    return ((rows + cols) % 2 == 0).float()[None, None]
+
+
+class CheckerboardContext(nn.Module):
+    """Mean and scale of the non-anchor half from the decoded anchors and the hyperprior's own."""
+
+    def __init__(self, latent_channels: int, levels: int, context: int = 128, hidden: int = 224):
+        super().__init__()
+        self.context = nn.Conv2d(latent_channels, context, 5, padding=2)
+        taps = torch.arange(5)
+        # A non-anchor's neighbours at an odd offset sum are anchors: 12 of the 25 taps.
+        self.register_buffer("taps", (((taps[:, None] + taps[None, :]) % 2) == 1).float()[None, None])
+        self.hidden = nn.Conv2d(context + 2 * latent_channels, hidden, 1)
+        self.level_bias = nn.Parameter(torch.zeros(levels, hidden))
+        self.out = nn.Conv2d(hidden, 2 * latent_channels, 1)
+        nn.init.zeros_(self.out.weight)  # step 0 predicts exactly the hyperprior's mean and scale
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, anchors: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
+                level_bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen = F.conv2d(anchors, self.context.weight * self.taps, self.context.bias, padding=2)
+        hidden = F.relu(self.hidden(torch.cat([seen, mean, scale], 1)) + level_bias[:, :, None, None])
+        mean_change, scale_change = self.out(hidden).chunk(2, 1)
+        return mean + mean_change, scale + scale_change
+
+
+def frozen_parts(model: HyperpriorModel, x: torch.Tensor, level: torch.Tensor, bf16: bool):
+    """(gained latent, rounded hyper-latent, mean, scale) of the frozen model, as the codec makes them."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    gain, _ = model.gains(level)
+    with torch.no_grad():
+        with autocast:
+            latent = model.analysis(x)
+        latent = latent.float() * gain
+        with autocast:
+            hyper_latent = torch.round(model.hyper_analysis(latent).float())
+            params = model.hyper_synthesis(hyper_latent)
+        mean, scale = params.float().chunk(2, 1)
+    return latent, hyper_latent, mean, scale
+
+
+def two_pass(model: HyperpriorModel, context: CheckerboardContext | None, latent, mean, scale, level,
+             noise: bool) -> dict:
+    """Bits of each half (B,) and the decoded latent; context None: today's one pass."""
+    anchors = anchor_mask(*latent.shape[2:], latent.device)
+    residual = torch.round(latent - mean)
+    anchor_bits = -torch.log2(gaussian_likelihood(quantize(latent - mean, noise), scale)) * anchors
+    decoded = residual + mean
+    if context is not None:
+        level_bias = model.interpolate(context.level_bias, level)
+        mean, scale = context(decoded * anchors, mean, scale, level_bias)
+    rest = 1 - anchors
+    rest_bits = -torch.log2(gaussian_likelihood(quantize(latent - mean, noise), scale)) * rest
+    decoded = decoded * anchors + (torch.round(latent - mean) + mean) * rest
+    return {"anchor_bits": anchor_bits.flatten(1).sum(1), "rest_bits": rest_bits.flatten(1).sum(1),
+            "decoded": decoded}
+
+
+def joint_forward(model: HyperpriorModel, context: CheckerboardContext | None, x: torch.Tensor,
+                  level: torch.Tensor, bf16: bool, rounded_rate: bool = False) -> dict:
+    """HyperpriorModel.forward with the non-anchors' mean and scale from the context, for training every
+    part together (noise in the rates, straight-through rounding in the reconstruction, as the loop
+    trains); context None computes exactly HyperpriorModel.forward. rounded_rate: the latent's rate is
+    measured on the straight-through rounded residual, as it is coded, instead of on added noise
+    (issue 22, item 3; the hyper-latent keeps its noise)."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    gain, inverse_gain = model.gains(level)
+    with autocast:
+        latent = model.analysis(x)
+    latent = latent.float() * gain
+    with autocast:
+        hyper_latent = model.hyper_analysis(latent)
+    hyper_latent = hyper_latent.float()
+    hyper_likelihood = model.hyper_prior.likelihood(quantize(hyper_latent, True))
+    with autocast:
+        params = model.hyper_synthesis(round_ste(hyper_latent))
+    mean, scale = params.float().chunk(2, dim=1)
+    if context is not None:
+        anchors = anchor_mask(*latent.shape[2:], latent.device)
+        decoded_anchors = (round_ste(latent - mean) + mean) * anchors
+        context_mean, context_scale = context(decoded_anchors, mean, scale,
+                                              model.interpolate(context.level_bias, level))
+        mean = mean * anchors + context_mean * (1 - anchors)
+        scale = scale * anchors + context_scale * (1 - anchors)
+    residual = round_ste(latent - mean) if rounded_rate else quantize(latent - mean, True)
+    latent_likelihood = gaussian_likelihood(residual, scale)
+    with autocast:
+        x_hat = model.synthesis((round_ste(latent - mean) + mean) * inverse_gain)
+    return {"x_hat": x_hat.float(), "likelihoods": (latent_likelihood, hyper_likelihood)}
+
+
+@torch.no_grad()
+def evaluate(model: HyperpriorModel, context: CheckerboardContext, photos: list[np.ndarray]) -> list[dict]:
+    """Per level: bpp of each part and PSNR, mean over photos, with and without the context."""
+    rows = []
+    for level_value in EVAL_LEVELS:
+        sums = {}
+        for photo in photos:
+            crop = centre_crop(photo, 512)
+            x = torch.from_numpy(crop.transpose(2, 0, 1).copy()).float().div(255)[None]
+            level = torch.full((1,), level_value)
+            latent, hyper_latent, mean, scale = frozen_parts(model, x, level, bf16=False)
+            hyper_bits = -torch.log2(model.hyper_prior.likelihood(hyper_latent)).sum().item()
+            pixels = crop.shape[0] * crop.shape[1]
+            for name, ctx in (("base", None), ("context", context)):
+                coded = two_pass(model, ctx, latent, mean, scale, level, noise=False)
+                _, inverse_gain = model.gains(level)
+                x_hat = model.synthesis(coded["decoded"] * inverse_gain).clamp(0, 1)
+                mse = (x_hat - x).pow(2).mean().item()
+                for key, value in (("hyper_bpp", hyper_bits / pixels),
+                                   ("anchor_bpp", coded["anchor_bits"].item() / pixels),
+                                   ("rest_bpp", coded["rest_bits"].item() / pixels),
+                                   ("psnr", -10 * math.log10(mse))):
+                    sums.setdefault(f"{name}_{key}", []).append(value)
+        row = {"level": level_value, **{k: float(np.mean(v)) for k, v in sums.items()}}
+        for name in ("base", "context"):
+            row[f"{name}_bpp"] = row[f"{name}_hyper_bpp"] + row[f"{name}_anchor_bpp"] + row[f"{name}_rest_bpp"]
+        row["rate_change_percent"] = 100 * (row["context_bpp"] / row["base_bpp"] - 1)
+        row["psnr_change_db"] = row["context_psnr"] - row["base_psnr"]
+        rows.append(row)
+    return rows
+
+
+@torch.no_grad()
+def measure(model: HyperpriorModel, context: CheckerboardContext | None, photos: list[np.ndarray]) -> list[dict]:
+    """bpp and PSNR by level (JOINT_LEVELS), hard rounding, mean over photos."""
+    rows = []
+    for level_value in JOINT_LEVELS:
+        bpp, psnr = [], []
+        for photo in photos:
+            crop = centre_crop(photo, 512)
+            x = torch.from_numpy(crop.transpose(2, 0, 1).copy()).float().div(255)[None]
+            level = torch.full((1,), level_value)
+            latent, hyper_latent, mean, scale = frozen_parts(model, x, level, bf16=False)
+            coded = two_pass(model, context, latent, mean, scale, level, noise=False)
+            hyper_bits = -torch.log2(model.hyper_prior.likelihood(hyper_latent)).sum()
+            bits = coded["anchor_bits"] + coded["rest_bits"] + hyper_bits
+            x_hat = model.synthesis(coded["decoded"] * model.gains(level)[1]).clamp(0, 1)
+            bpp.append(bits.item() / (crop.shape[0] * crop.shape[1]))
+            psnr.append(-10 * math.log10((x_hat - x).pow(2).mean().item()))
+        rows.append({"level": level_value, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
+    return rows
+
+
+def train_arm(checkpoint, context: CheckerboardContext | None, sampler: CropSampler, steps: int, lr: float,
+              bf16: bool, rounded_rate: bool = False) -> tuple[HyperpriorModel, CheckerboardContext | None]:
+    """Every part trained together for steps, as the main loop trains (batch 4, level balance 0.5, Adam with
+    the checkpoint's moments, moving average 0.999 from the checkpoint's); returns the moving averages."""
+    model = HyperpriorModel(checkpoint.model_config)
+    model.load_state_dict(checkpoint.model)
+    model = model.to(memory_format=torch.channels_last).train()
+    average = copy.deepcopy(model).requires_grad_(False)
+    average.load_state_dict(checkpoint.ema_model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer.load_state_dict(copy.deepcopy(checkpoint.optimizer))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    pairs = [(average, model)]
+    if context is not None:
+        context = copy.deepcopy(context).train()
+        optimizer.add_param_group({"params": list(context.parameters()), "lr": lr})
+        pairs.append((copy.deepcopy(context).requires_grad_(False), context))
+    rng = np.random.default_rng(2)
+    torch.manual_seed(2)  # both arms draw the same crops, levels and rounding noise
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for step in range(steps):
+        x = torch.from_numpy(sampler.batch(rng, 4)).contiguous(memory_format=torch.channels_last)
+        level = torch.from_numpy(rng.uniform(0, model.config.levels - 1, 4)).float()
+        lambdas = model.lambdas(level)
+        metrics = rd_loss(joint_forward(model, context, x, level, bf16, rounded_rate), x, lambdas,
+                          level_weights(lambdas, model.config, 0.5))
+        optimizer.zero_grad(set_to_none=True)
+        metrics["objective"].backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            for slow, fast in pairs:
+                torch._foreach_lerp_(list(slow.parameters()), list(fast.parameters()), 1 - 0.999)
+        if step % 100 == 0:
+            print(f"step {step} loss {metrics['loss'].item():.4f}", flush=True)
+    return average.eval(), pairs[1][0].eval() if context is not None else None
+
+
+def joint(args, checkpoint, photos, training) -> None:
+    """Stage two: base and context arms from the same checkpoint, the same crops, the same steps."""
+    config = checkpoint.model_config
+    context = CheckerboardContext(config.latent_channels, config.levels, args.context, args.hidden)
+    context.load_state_dict(torch.load(args.context_weights))
+    sampler = CropSampler([p for p in (load_photo(q, 1280, args.crop) for q in training) if p is not None],
+                          args.crop, 0.6, 0.15)
+    start = model_from_checkpoint(checkpoint).eval()
+    result = {"start": measure(start, None, photos), "start_with_context": measure(start, context, photos)}
+    arms = (("base", None, False), ("context", context, False), ("rounded_rate", None, True))
+    for arm, arm_context, rounded_rate in arms:
+        began = time.monotonic()
+        model, trained_context = train_arm(checkpoint, arm_context, sampler, args.joint_steps, args.lr_joint, True,
+                                           rounded_rate)
+        result[arm] = measure(model, trained_context, photos)
+        result[f"{arm}_minutes"] = (time.monotonic() - began) / 60
+        print(arm, json.dumps(result[arm]), flush=True)
+    rates = {arm: ([r["bpp"] for r in result[arm]], [r["psnr"] for r in result[arm]]) for arm, _, _ in arms}
+    for arm, _, _ in arms[1:]:
+        result[f"bd_rate_{arm}_vs_base_percent"] = bd_rate(*rates["base"], *rates[arm]).percent
+    result.update(steps=args.joint_steps, pixels=args.joint_steps * 4 * args.crop ** 2,
+                  checkpoint_step=checkpoint.step, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path = args.out.with_name(args.out.stem + "_joint.json")
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=Path("runs/main/last.ckpt"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    parser.add_argument("--minutes", type=float, default=25)
+    parser.add_argument("--eval-minutes", type=float, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--context", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--joint-steps", type=int, default=0,
+                        help="stage two: train base and context arms together for this many steps each, "
+                             "starting from the context stage one saved beside --out")
+    parser.add_argument("--lr-joint", type=float, default=1e-4)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/checkerboard_trial.json"),
+                        help="stage one's results; stage two writes *_joint.json beside it")
+    parser.add_argument("--context-weights", type=Path, default=Path("runs/checkerboard_context.pt"),
+                        help="stage one writes the trained context here, stage two starts from it")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(checkpoint).eval().requires_grad_(False)
+    config = model.config
+    training, held_out = split_validation(list_images(args.data), 8, checkpoint.validation_stems)
+    photos = [load_photo(p, 1280, 512) for p in held_out]
+    photos = [p for p in photos if p is not None]
+    if args.joint_steps:
+        joint(args, checkpoint, photos, training)
+        return
+    sampler = CropSampler([p for p in (load_photo(q, 1280, args.crop) for q in training) if p is not None],
+                          args.crop, 0.6)
+    context = CheckerboardContext(config.latent_channels, config.levels, args.context, args.hidden)
+    optimizer = torch.optim.Adam(context.parameters(), lr=args.lr)
+    rng = np.random.default_rng(1)
+    bf16 = "amx_bf16" in Path("/proc/cpuinfo").read_text() or "avx512_bf16" in Path("/proc/cpuinfo").read_text()
+    history = [{"step": 0, "pixels": 0, "evaluation": evaluate(model, context, photos)}]
+    print(json.dumps(history[-1]), flush=True)
+    step, pixels, start, last_eval, window = 0, 0, time.monotonic(), time.monotonic(), []
+    while time.monotonic() - start < args.minutes * 60:
+        x = torch.from_numpy(sampler.batch(rng, args.batch_size)).contiguous(memory_format=torch.channels_last)
+        level = torch.from_numpy(rng.uniform(0, config.levels - 1, args.batch_size)).float()
+        latent, _, mean, scale = frozen_parts(model, x, level, bf16)
+        coded = two_pass(model, context, latent, mean, scale, level, noise=True)
+        loss = coded["rest_bits"].sum() / (x.shape[0] * x.shape[2] * x.shape[3])  # non-anchor bpp
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(context.parameters(), 1.0)
+        optimizer.step()
+        step, pixels = step + 1, pixels + x.shape[0] * x.shape[2] * x.shape[3]
+        window.append(loss.item())
+        if step % 50 == 0:
+            print(f"step {step} pixels {pixels / 1e6:.0f} MPx non-anchor bpp {np.mean(window):.4f}", flush=True)
+            window.clear()
+        if time.monotonic() - last_eval > args.eval_minutes * 60:
+            history.append({"step": step, "pixels": pixels, "evaluation": evaluate(model, context, photos)})
+            print(json.dumps(history[-1]), flush=True)
+            last_eval = time.monotonic()
+    history.append({"step": step, "pixels": pixels, "evaluation": evaluate(model, context, photos)})
+    print(json.dumps(history[-1]), flush=True)
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "checkpoint_step": checkpoint.step, "checkpoint_pixels": checkpoint.pixels_seen,
+              "held_out": [p.stem for p in held_out], "settings": vars(args) | {"bf16": bf16},
+              "context_parameters": sum(p.numel() for p in context.parameters()), "history": history}
+    result["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in result["settings"].items()}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args.context_weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(context.state_dict(), args.context_weights)
+
+
+if __name__ == "__main__":
+    main()
