@@ -63,7 +63,7 @@ class Data:
     validation: list[np.ndarray]  # their pixels, on rank 0 alone, which validates
     # As many photos the run trains on, validated the same way: a gap between the two that grows says
     # more photos would buy more than more steps (issue 22, item 6). Rank 0 alone.
-    seen: list[np.ndarray] = ()
+    seen: list[np.ndarray]
 
 
 @torch.no_grad()
