@@ -25,8 +25,10 @@ the entropy coder's tables: close, and the same for both sides.
 Stage two (--joint-steps) trains every part together, as the main loop does (batch 4 of 256, level
 balance 0.5, Adam and the moving average carried on from the checkpoint), in three arms from the same
 checkpoint on the same crops, levels and noise: without the context (base), with the context of stage
-one, and without it but with the latent's rate measured on the rounded residual instead of added noise
-(issue 22, item 3). The moving averages are compared at four levels by BD-rate (PSNR) against base.
+one, without it but with the latent's rate measured on the rounded residual instead of added noise
+(issue 22, item 3), and with a penalty on the error's steps across 16-pixel block boundaries (item 5).
+The moving averages are compared at four levels by BD-rate (PSNR) against base, and by the grid ratio
+of bench/grid.py's smooth pictures at the two lowest levels.
 The context's weights pass between the stages in --context-weights, outside the repository.
 """
 
@@ -37,6 +39,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,15 +48,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aecodec.metrics import bd_rate, grid_ratio
 from aecodec.refine_torch.model import HyperpriorModel, gaussian_likelihood, quantize, round_ste
 from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from aecodec.train.data import CropSampler, list_images, load_photo, split_validation
-from aecodec.metrics import bd_rate
 from aecodec.train.loop import centre_crop
 from aecodec.train.loss import level_weights, rd_loss
+from bench.grid import smooth_images
 
 EVAL_LEVELS = (0.0, 3.5, 7.0)  # the lowest, middle and highest trained lambda of the shipped model
-JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the two arms
+JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the arms
+GRID_WEIGHT = 0.5  # the grid arm's weight on boundary_step_error beside the MSE
 
 
 def anchor_mask(height: int, width: int, device) -> torch.Tensor:
@@ -204,8 +209,31 @@ def measure(model: HyperpriorModel, context: CheckerboardContext | None, photos:
     return rows
 
 
-def train_arm(checkpoint, context: CheckerboardContext | None, sampler: CropSampler, steps: int, lr: float,
-              bf16: bool, rounded_rate: bool = False) -> tuple[HyperpriorModel, CheckerboardContext | None]:
+@dataclass(frozen=True)
+class Arm:
+    """One way of training every part together for stage two."""
+
+    name: str
+    context: bool = False  # the checkerboard context of stage one, trained on with the rest
+    rounded_rate: bool = False  # the latent's rate on the rounded residual, not on added noise (item 3)
+    grid_weight: float = 0.0  # boundary_step_error's weight beside the MSE (item 5)
+
+
+ARMS = {arm.name: arm for arm in (Arm("base"), Arm("context", context=True), Arm("rounded_rate", rounded_rate=True),
+                                  Arm("grid", grid_weight=GRID_WEIGHT))}
+
+
+def boundary_step_error(x_hat: torch.Tensor, x: torch.Tensor, period: int = 16) -> torch.Tensor:
+    """Per sample (B,): the mean squared step of the error x_hat - x across period-pixel block boundaries,
+    rows and columns together. A grid that the picture does not have is exactly such a step."""
+    error = x_hat - x
+    across_columns = error[..., :, period::period] - error[..., :, period - 1:-1:period]
+    across_rows = error[..., period::period, :] - error[..., period - 1:-1:period, :]
+    return (across_columns.pow(2).flatten(1).mean(1) + across_rows.pow(2).flatten(1).mean(1)) / 2
+
+
+def train_arm(checkpoint, arm: Arm, context: CheckerboardContext, sampler: CropSampler, steps: int, lr: float,
+              bf16: bool) -> tuple[HyperpriorModel, CheckerboardContext | None]:
     """Every part trained together for steps, as the main loop trains (batch 4, level balance 0.5, Adam with
     the checkpoint's moments, moving average 0.999 from the checkpoint's); returns the moving averages."""
     model = HyperpriorModel(checkpoint.model_config)
@@ -218,54 +246,84 @@ def train_arm(checkpoint, context: CheckerboardContext | None, sampler: CropSamp
     for group in optimizer.param_groups:
         group["lr"] = lr
     pairs = [(average, model)]
+    context = copy.deepcopy(context).train() if arm.context else None
     if context is not None:
-        context = copy.deepcopy(context).train()
         optimizer.add_param_group({"params": list(context.parameters()), "lr": lr})
         pairs.append((copy.deepcopy(context).requires_grad_(False), context))
     rng = np.random.default_rng(2)
-    torch.manual_seed(2)  # both arms draw the same crops, levels and rounding noise
+    torch.manual_seed(2)  # every arm draws the same crops, levels and rounding noise
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     for step in range(steps):
         x = torch.from_numpy(sampler.batch(rng, 4)).contiguous(memory_format=torch.channels_last)
         level = torch.from_numpy(rng.uniform(0, model.config.levels - 1, 4)).float()
         lambdas = model.lambdas(level)
-        metrics = rd_loss(joint_forward(model, context, x, level, bf16, rounded_rate), x, lambdas,
-                          level_weights(lambdas, model.config, 0.5))
+        out = joint_forward(model, context, x, level, bf16, arm.rounded_rate)
+        weights = level_weights(lambdas, model.config, 0.5)
+        metrics = rd_loss(out, x, lambdas, weights)
+        objective = metrics["objective"]
+        if arm.grid_weight:  # as much more distortion, lambda * 255^2 * weight * the boundary steps
+            objective = objective + (weights * lambdas * 255 ** 2 * arm.grid_weight
+                                     * boundary_step_error(out["x_hat"], x)).mean()
         optimizer.zero_grad(set_to_none=True)
-        metrics["objective"].backward()
+        objective.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         with torch.no_grad():
             for slow, fast in pairs:
                 torch._foreach_lerp_(list(slow.parameters()), list(fast.parameters()), 1 - 0.999)
         if step % 100 == 0:
-            print(f"step {step} loss {metrics['loss'].item():.4f}", flush=True)
+            print(f"{arm.name} step {step} loss {metrics['loss'].item():.4f}", flush=True)
     return average.eval(), pairs[1][0].eval() if context is not None else None
 
 
+@torch.no_grad()
+def grid_ratios(model: HyperpriorModel, context: CheckerboardContext | None) -> dict:
+    """metrics.grid_ratio of bench/grid.py's smooth pictures decoded by the torch model (hard rounding),
+    mean over the pictures, at the two lowest of JOINT_LEVELS, where the grid shows."""
+    ratios = {}
+    for level_value in JOINT_LEVELS[:2]:
+        values = []
+        for picture in smooth_images().values():
+            x = torch.from_numpy(picture.transpose(2, 0, 1).copy()).float().div(255)[None]
+            level = torch.full((1,), level_value)
+            latent, _, mean, scale = frozen_parts(model, x, level, bf16=False)
+            coded = two_pass(model, context, latent, mean, scale, level, noise=False)
+            x_hat = model.synthesis(coded["decoded"] * model.gains(level)[1]).clamp(0, 1)
+            values.append(grid_ratio((x_hat[0].permute(1, 2, 0) * 255).round().byte().numpy()))
+        ratios[f"{level_value:.2f}"] = float(np.mean(values))
+    return ratios
+
+
 def joint(args, checkpoint, photos, training) -> None:
-    """Stage two: base and context arms from the same checkpoint, the same crops, the same steps."""
+    """Stage two: the arms from the same checkpoint, on the same crops, for the same steps. Arms already in
+    the results file (from the same checkpoint and steps) are kept, so one arm can be added to a run."""
     config = checkpoint.model_config
     context = CheckerboardContext(config.latent_channels, config.levels, args.context, args.hidden)
     context.load_state_dict(torch.load(args.context_weights))
     sampler = CropSampler([p for p in (load_photo(q, 1280, args.crop) for q in training) if p is not None],
                           args.crop, 0.6, 0.15)
-    start = model_from_checkpoint(checkpoint).eval()
-    result = {"start": measure(start, None, photos), "start_with_context": measure(start, context, photos)}
-    arms = (("base", None, False), ("context", context, False), ("rounded_rate", None, True))
-    for arm, arm_context, rounded_rate in arms:
-        began = time.monotonic()
-        model, trained_context = train_arm(checkpoint, arm_context, sampler, args.joint_steps, args.lr_joint, True,
-                                           rounded_rate)
-        result[arm] = measure(model, trained_context, photos)
-        result[f"{arm}_minutes"] = (time.monotonic() - began) / 60
-        print(arm, json.dumps(result[arm]), flush=True)
-    rates = {arm: ([r["bpp"] for r in result[arm]], [r["psnr"] for r in result[arm]]) for arm, _, _ in arms}
-    for arm, _, _ in arms[1:]:
-        result[f"bd_rate_{arm}_vs_base_percent"] = bd_rate(*rates["base"], *rates[arm]).percent
-    result.update(steps=args.joint_steps, pixels=args.joint_steps * 4 * args.crop ** 2,
-                  checkpoint_step=checkpoint.step, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path = args.out.with_name(args.out.stem + "_joint.json")
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if (result.get("checkpoint_step"), result.get("steps")) != (checkpoint.step, args.joint_steps):
+        start = model_from_checkpoint(checkpoint).eval()
+        result = {"start": measure(start, None, photos), "start_with_context": measure(start, context, photos)}
+    if "start_grid_ratio" not in result:  # results from before the grid arm lack it
+        result["start_grid_ratio"] = grid_ratios(model_from_checkpoint(checkpoint).eval(), None)
+    for name in args.arms:
+        began = time.monotonic()
+        model, trained_context = train_arm(checkpoint, ARMS[name], context, sampler, args.joint_steps,
+                                           args.lr_joint, True)
+        result[name] = measure(model, trained_context, photos)
+        result[f"{name}_grid_ratio"] = grid_ratios(model, trained_context)
+        result[f"{name}_minutes"] = (time.monotonic() - began) / 60
+        print(name, json.dumps(result[name]), flush=True)
+    arms = [name for name in ARMS if name in result]
+    rates = {name: ([r["bpp"] for r in result[name]], [r["psnr"] for r in result[name]]) for name in arms}
+    for name in arms:
+        if name != "base" and "base" in rates:
+            result[f"bd_rate_{name}_vs_base_percent"] = bd_rate(*rates["base"], *rates[name]).percent
+    result.update(steps=args.joint_steps, pixels=args.joint_steps * 4 * args.crop ** 2, grid_weight=GRID_WEIGHT,
+                  checkpoint_step=checkpoint.step, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
@@ -286,6 +344,8 @@ def main() -> None:
                         help="stage two: train base and context arms together for this many steps each, "
                              "starting from the context stage one saved beside --out")
     parser.add_argument("--lr-joint", type=float, default=1e-4)
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                        help="stage two's arms to train (the rest are kept from the results file)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/checkerboard_trial.json"),
                         help="stage one's results; stage two writes *_joint.json beside it")
     parser.add_argument("--context-weights", type=Path, default=Path("runs/checkerboard_context.pt"),
