@@ -189,6 +189,30 @@ def evaluate(model: HyperpriorModel, context: CheckerboardContext, photos: list[
 
 
 @torch.no_grad()
+def whiteness(model: HyperpriorModel, photos: list[np.ndarray]) -> list[dict]:
+    """How much a non-anchor's neighbours could tell about it, by level (EVAL_LEVELS), over the held-out
+    photos: the correlation of its residual (latent - mean) with the mean of its 4 anchor neighbours'
+    rounded residuals, and that of its |residual| / scale with the same for the neighbours."""
+    rows = []
+    for level_value in EVAL_LEVELS:
+        pairs = {"residual": ([], []), "magnitude": ([], [])}
+        for photo in photos:
+            x = torch.from_numpy(centre_crop(photo, 512).transpose(2, 0, 1).copy()).float().div(255)[None]
+            latent, _, mean, scale = frozen_parts(model, x, torch.full((1,), level_value), bf16=False)
+            residual = latent - mean
+            rest = anchor_mask(*latent.shape[2:], latent.device)[0, 0] == 0
+            for name, own, neighbours in (("residual", residual, torch.round(residual)),
+                                          ("magnitude", residual.abs() / scale, torch.round(residual).abs() / scale)):
+                padded, (height, width) = F.pad(neighbours, (1, 1, 1, 1)), own.shape[2:]
+                four = sum(padded[..., r:r + height, c:c + width] for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))) / 4
+                pairs[name][0].append(own[..., rest].flatten())
+                pairs[name][1].append(four[..., rest].flatten())
+        rows.append({"level": level_value, **{f"{name}_correlation": float(np.corrcoef(
+            torch.cat(a).numpy(), torch.cat(b).numpy())[0, 1]) for name, (a, b) in pairs.items()}})
+    return rows
+
+
+@torch.no_grad()
 def measure(model: HyperpriorModel, context: CheckerboardContext | None, photos: list[np.ndarray]) -> list[dict]:
     """bpp and PSNR by level (JOINT_LEVELS), hard rounding, mean over photos."""
     rows = []
@@ -344,6 +368,8 @@ def main() -> None:
                         help="stage two: train base and context arms together for this many steps each, "
                              "starting from the context stage one saved beside --out")
     parser.add_argument("--lr-joint", type=float, default=1e-4)
+    parser.add_argument("--whiteness", action="store_true",
+                        help="only measure how much the anchors could tell (writes *_whiteness.json)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                         help="stage two's arms to train (the rest are kept from the results file)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/checkerboard_trial.json"),
@@ -361,6 +387,12 @@ def main() -> None:
     photos = [p for p in photos if p is not None]
     if args.joint_steps:
         joint(args, checkpoint, photos, training)
+        return
+    if args.whiteness:
+        rows = whiteness(model, photos)
+        path = args.out.with_name(args.out.stem + "_whiteness.json")
+        path.write_text(json.dumps({"checkpoint_step": checkpoint.step, "levels": rows}, indent=1) + "\n")
+        print(json.dumps(rows, indent=1))
         return
     sampler = CropSampler([p for p in (load_photo(q, 1280, args.crop) for q in training) if p is not None],
                           args.crop, 0.6)
