@@ -23,13 +23,14 @@ PSNR after the frozen synthesis, with and without the context. Rates are the Gau
 the entropy coder's tables: close, and the same for both sides.
 
 Stage two (--joint-steps) trains every part together, as the main loop does (batch 4 of 256, level
-balance 0.5, Adam and the moving average carried on from the checkpoint), in three arms from the same
+balance 0.5, Adam and the moving average carried on from the checkpoint), in four arms from the same
 checkpoint on the same crops, levels and noise: without the context (base), with the context of stage
 one, without it but with the latent's rate measured on the rounded residual instead of added noise
 (issue 22, item 3), and with a penalty on the error's steps across 16-pixel block boundaries (item 5).
 The moving averages are compared at four levels by BD-rate (PSNR) against base, and by the grid ratio
 of bench/grid.py's smooth pictures at the two lowest levels.
 The context's weights pass between the stages in --context-weights, outside the repository.
+--whiteness only measures how much the anchors could tell a non-anchor (see whiteness()).
 """
 
 from __future__ import annotations
