@@ -51,11 +51,12 @@ from torch import nn
 
 from aecodec.metrics import bd_rate, grid_ratio
 from aecodec.refine_torch.model import HyperpriorModel, gaussian_likelihood, quantize, round_ste
+from aecodec.refine_torch.precision import fast_bf16_cpu
 from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from aecodec.train.data import CropSampler, list_images, load_photo, split_validation
-from aecodec.train.loop import centre_crop
+from aecodec.train.loop import centre_crop, update_average
 from aecodec.train.loss import level_weights, rd_loss
-from bench.grid import smooth_images
+from bench.grid import as_batch, smooth_images
 
 EVAL_LEVELS = (0.0, 3.5, 7.0)  # the lowest, middle and highest trained lambda of the shipped model
 JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the arms
@@ -165,7 +166,7 @@ def evaluate(model: HyperpriorModel, context: CheckerboardContext, photos: list[
         sums = {}
         for photo in photos:
             crop = centre_crop(photo, 512)
-            x = torch.from_numpy(crop.transpose(2, 0, 1).copy()).float().div(255)[None]
+            x = as_batch(crop)
             level = torch.full((1,), level_value)
             latent, hyper_latent, mean, scale = frozen_parts(model, x, level, bf16=False)
             hyper_bits = -torch.log2(model.hyper_prior.likelihood(hyper_latent)).sum().item()
@@ -198,7 +199,7 @@ def whiteness(model: HyperpriorModel, photos: list[np.ndarray]) -> list[dict]:
     for level_value in EVAL_LEVELS:
         pairs = {"residual": ([], []), "magnitude": ([], [])}
         for photo in photos:
-            x = torch.from_numpy(centre_crop(photo, 512).transpose(2, 0, 1).copy()).float().div(255)[None]
+            x = as_batch(centre_crop(photo, 512))
             latent, _, mean, scale = frozen_parts(model, x, torch.full((1,), level_value), bf16=False)
             residual = latent - mean
             rest = anchor_mask(*latent.shape[2:], latent.device)[0, 0] == 0
@@ -221,7 +222,7 @@ def measure(model: HyperpriorModel, context: CheckerboardContext | None, photos:
         bpp, psnr = [], []
         for photo in photos:
             crop = centre_crop(photo, 512)
-            x = torch.from_numpy(crop.transpose(2, 0, 1).copy()).float().div(255)[None]
+            x = as_batch(crop)
             level = torch.full((1,), level_value)
             latent, hyper_latent, mean, scale = frozen_parts(model, x, level, bf16=False)
             coded = two_pass(model, context, latent, mean, scale, level, noise=False)
@@ -293,9 +294,8 @@ def train_arm(checkpoint, arm: Arm, context: CheckerboardContext, sampler: CropS
         objective.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-        with torch.no_grad():
-            for slow, fast in pairs:
-                torch._foreach_lerp_(list(slow.parameters()), list(fast.parameters()), 1 - 0.999)
+        for slow, fast in pairs:
+            update_average(slow, fast, 0.999)
         if step % 100 == 0:
             print(f"{arm.name} step {step} loss {metrics['loss'].item():.4f}", flush=True)
     return average.eval(), pairs[1][0].eval() if context is not None else None
@@ -309,7 +309,7 @@ def grid_ratios(model: HyperpriorModel, context: CheckerboardContext | None) -> 
     for level_value in JOINT_LEVELS[:2]:
         values = []
         for picture in smooth_images().values():
-            x = torch.from_numpy(picture.transpose(2, 0, 1).copy()).float().div(255)[None]
+            x = as_batch(picture)
             level = torch.full((1,), level_value)
             latent, _, mean, scale = frozen_parts(model, x, level, bf16=False)
             coded = two_pass(model, context, latent, mean, scale, level, noise=False)
@@ -400,7 +400,7 @@ def main() -> None:
     context = CheckerboardContext(config.latent_channels, config.levels, args.context, args.hidden)
     optimizer = torch.optim.Adam(context.parameters(), lr=args.lr)
     rng = np.random.default_rng(1)
-    bf16 = "amx_bf16" in Path("/proc/cpuinfo").read_text() or "avx512_bf16" in Path("/proc/cpuinfo").read_text()
+    bf16 = fast_bf16_cpu()
     history = [{"step": 0, "pixels": 0, "evaluation": evaluate(model, context, photos)}]
     print(json.dumps(history[-1]), flush=True)
     step, pixels, start, last_eval, window = 0, 0, time.monotonic(), time.monotonic(), []

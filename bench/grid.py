@@ -48,6 +48,12 @@ def smooth_images(size: int = 256) -> dict[str, np.ndarray]:
             for name, image in (("ramp", ramp), ("glow", glow), ("sky", sky))}
 
 
+def as_batch(rgb: np.ndarray):
+    """uint8 (H, W, 3) -> a float torch tensor (1, 3, H, W) in [0, 1], as the torch model takes pictures."""
+    import torch
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div(255)[None]
+
+
 def measure(codec: Codec, rgb: np.ndarray, quality: int, detail: bool) -> dict:
     data = codec.compress(rgb, quality=quality, detail=detail)
     decoded = np.asarray(codec.decompress(data).convert("RGB"))
@@ -68,7 +74,7 @@ def cause(checkpoint: Path) -> dict:
         for level_value in (0.0, 3.5):
             ratios = {}
             for rgb in smooth_images().values():
-                x = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div(255)[None]
+                x = as_batch(rgb)
                 level = torch.tensor([level_value])
                 gain, inverse_gain = model.gains(level)
                 latent = model.analysis(x) * gain

@@ -172,8 +172,8 @@ def load_data(config: TrainConfig, stems: list[str] | None, ranks: distributed.R
     sampler = CropSampler(load_photos(train_paths, config, "training photos", quiet), config.crop,
                           config.min_scale, config.synthetic_share)
     val_photos = load_photos(val_paths, config, "validation photos", quiet) if ranks.leader else []
-    seen = held_out_photos(train_paths, len(val_paths)) if ranks.leader else []
-    seen_photos = load_photos(seen, config, "training photos to validate", quiet) if ranks.leader else []
+    seen_photos = (load_photos(held_out_photos(train_paths, len(val_paths)), config, "training photos to validate",
+                               quiet) if ranks.leader else [])
     if ranks.leader:
         (out / "validation_images.txt").write_text("".join(f"{p}\n" for p in val_paths))
     return Data(sampler, val_paths, val_photos, seen_photos)
