@@ -216,6 +216,8 @@ class Codec:
         """
         request = Request.of(quality, target_bpp, target_size, effort)
         refiner = self.refiner() if request.iterations else None  # before any work: a missing torch fails at once
+        # The sessions this encode runs, made on another core while the image is read.
+        self.model.networks.prepare("analysis", "hyper_analysis", *(("synthesis",) if detail else ()))
         source = imageio.load_image(image, allow_large, aec_decoder=self)
         height, width = source.rgb.shape[:2]
         container.check_dimensions(width, height)
@@ -283,6 +285,7 @@ class Codec:
     def decode_rows(self, parsed: container.Container, timings: Timings | None = None):
         """The RGB pixels of a parsed file made by this codec's model, in bands of rows, top to bottom."""
         header, streams = parsed.header, parsed.streams
+        self.model.networks.prepare("synthesis")  # made on another core while the streams are decoded
         corrections = transform.read_detail(self.model, header, streams, timings)  # a corrupt layer fails first
         learned = transform.read(self.model, header, streams, timings)
         return transform.decoded_rows(self.model, learned, header.height, header.width, corrections, timings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,24 +107,55 @@ class Networks:
 
     On first use rather than all at once: decompressing needs only the synthesis, compressing
     only the other two, and a session costs tens of milliseconds to make (graph optimisation).
+    ``prepare`` starts making one ahead of its use, on another thread: ONNX Runtime builds a session
+    outside the GIL, so a decode's entropy decoding runs meanwhile instead of waiting after it.
     """
 
     def __init__(self, bundle: ModelBundle, options: RuntimeOptions = RuntimeOptions()):
         self.paths = {name: str(bundle.network_path(name)) for name in NETWORKS}
         self.latent_stride = bundle.latent_stride  # pixels per input element of hyper-analysis and synthesis
         self.options = options
-        self.sessions: dict = {}
+        self.sessions: dict = {}  # name -> session, or the Future of one being made
         self._lock = threading.Lock()  # a Codec may be shared between threads
         if options.provider != "reference":
             _ort_providers(options.provider)  # a missing CUDA provider is said now, not at first use
 
+    def prepare(self, *names: str) -> None:
+        """Start making these sessions on one worker thread, in this order, unless made or being made."""
+        with self._lock:
+            names = [name for name in names if name not in self.sessions]
+            if not names:
+                return
+            worker = ThreadPoolExecutor(1, thread_name_prefix="aecodec-session")
+            for name in names:
+                self.sessions[name] = worker.submit(self._make, name)
+            worker.shutdown(wait=False)  # the thread ends once the sessions are made
+
     def session(self, name: str):
         with self._lock:
             if name not in self.sessions:
-                path = self.paths[name]
-                self.sessions[name] = (ReferenceSession(path) if self.options.provider == "reference"
-                                       else OrtSession(path, self.options))
-            return self.sessions[name]
+                self.sessions[name] = self._make(name)
+            made = self.sessions[name]
+        return self._settled(name, made) if isinstance(made, Future) else made
+
+    def _settled(self, name: str, future: Future):
+        """The session a prepared Future makes, kept in its place. A failure is raised to each caller that
+        waited, then forgotten, so that the next use tries again, as without prepare."""
+        try:
+            made = future.result()
+        except BaseException:
+            with self._lock:
+                if self.sessions.get(name) is future:
+                    del self.sessions[name]
+            raise
+        with self._lock:
+            if self.sessions.get(name) is future:
+                self.sessions[name] = made
+        return made
+
+    def _make(self, name: str):
+        path = self.paths[name]
+        return ReferenceSession(path) if self.options.provider == "reference" else OrtSession(path, self.options)
 
     def run(self, name: str, x: np.ndarray) -> np.ndarray:
         pixels = x.shape[-2] * x.shape[-1] * (1 if name == "analysis" else self.latent_stride ** 2)

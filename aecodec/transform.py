@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,9 +66,12 @@ class Model:
     def load(cls, folder: str | Path, options, tile: int = TILE) -> "Model":
         """A bundle with its sessions; ONNX Runtime is imported here, not with this module, so the
         header-only paths (`aecodec info`, Pillow's Image.open) never load it."""
-        from .exactgemm import OrtMatMul
-        from .networks import Networks
-        bundle = load_bundle(folder)
+        # The bundle's files are read, hashed and inflated on another thread while ONNX Runtime's library loads.
+        with ThreadPoolExecutor(1, thread_name_prefix="aecodec-bundle") as worker:
+            loading = worker.submit(load_bundle, folder)
+            from .exactgemm import OrtMatMul
+            from .networks import Networks
+            bundle = loading.result()
         # Beside the numpy reference networks, numpy's products, so that backend shares nothing with ONNX Runtime.
         matmul = np.matmul if options.provider == "reference" else OrtMatMul(options)
         return cls(bundle, Networks(bundle, options), matmul, tile, fixedpoint.split_outputs(bundle.hyper_synthesis))

@@ -242,6 +242,48 @@ def test_a_decompressing_codec_holds_only_the_synthesis_session(codec):
     assert set(fresh.model.networks.sessions) == {"synthesis"}
 
 
+def test_a_compressing_codec_makes_each_session_once_ahead_of_use(monkeypatch):
+    """encode prepares its sessions on another thread; each is made once, and none that it does not run."""
+    from aecodec import networks
+    from aecodec.codec import Codec
+    made, make = [], networks.OrtSession.__init__
+
+    def recorded(self, path, options):
+        made.append(Path(path).stem)
+        make(self, path, options)
+
+    monkeypatch.setattr(networks.OrtSession, "__init__", recorded)
+    fresh = Codec(TINY_WEIGHTS, threads=1)
+    image = np.zeros((48, 64, 3), np.uint8)
+    fresh.compress(image, quality=50, detail=False)
+    assert sorted(made) == ["analysis", "hyper_analysis"]
+    fresh.compress(image, quality=50)
+    fresh.decompress(fresh.compress(image, quality=50))
+    assert sorted(made) == ["analysis", "hyper_analysis", "synthesis"]
+    assert all(isinstance(session, networks.OrtSession) for session in fresh.model.networks.sessions.values())
+
+
+def test_a_session_that_fails_to_be_prepared_fails_its_use_then_is_tried_again(monkeypatch):
+    from aecodec import networks
+    from aecodec.codec import Codec
+    fresh = Codec(TINY_WEIGHTS, threads=1)
+    make = networks.OrtSession.__init__
+    tries = []
+
+    def failing_once(self, path, options):
+        tries.append(Path(path).stem)
+        if len(tries) == 1:
+            raise RuntimeError("no memory for the session")
+        make(self, path, options)
+
+    monkeypatch.setattr(networks.OrtSession, "__init__", failing_once)
+    fresh.model.networks.prepare("synthesis")
+    with pytest.raises(RuntimeError, match="no memory"):
+        fresh.model.networks.session("synthesis")
+    assert isinstance(fresh.model.networks.session("synthesis"), networks.OrtSession)
+    assert tries == ["synthesis", "synthesis"]
+
+
 @pytest.mark.parametrize("name", ["tiny", "shipped"])
 def test_model_id_is_the_sha256_of_the_bundle_files(name):
     """The id files carry, unchanged: the first 8 bytes of SHA-256 over the four files, as the card says."""
