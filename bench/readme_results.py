@@ -293,7 +293,29 @@ def ablation_lines(ablation: dict) -> list[str]:
     return lines + [""]
 
 
-def training_section(card: dict, throughput: dict | None, *ablations: dict | None) -> str:
+def learning_lines(learning: dict) -> list[str]:
+    """bench/learning_curve.py's table: each shipped model's learned part against the same anchors."""
+    anchors = learning["anchors"]
+    lines = [f"What training bought (`bench/learning_curve.py`, `bench/results/learning_curve.json`): every shipped "
+             f"model's learned part alone (no detail layer) on Kodak, against the JPEG and WebP curves of "
+             f"{anchors['date']} and against the model shipped before it (BD-rate, PSNR-RGB), and that last figure "
+             "per doubling of the training pixels. A ship's commit message says what else changed with it.", "",
+             "| model | steps | Gpx | against JPEG | against WebP | against the previous model | per doubling |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    cell = lambda value: "" if value is None else f"{value:+.1f}%"  # noqa: E731
+    before = None
+    for m in learning["models"]:
+        bd = m["bd_rate_psnr_percent"]
+        step = bd["previous model"]
+        doubling = (100 * ((1 + step / 100) ** (1 / math.log2(m["gigapixels"] / before["gigapixels"])) - 1)
+                    if step is not None and before else None)
+        lines.append(f"| {m['model_id']} | {m['steps']:,} | {m['gigapixels']:.2f} | {cell(bd['jpeg'])} | "
+                     f"{cell(bd['webp'])} | {cell(step)} | {cell(doubling)} |")
+        before = m if m["curve"] else before
+    return lines + [""]
+
+
+def training_section(card: dict, throughput: dict | None, learning: dict | None, *ablations: dict | None) -> str:
     """How the shipped model was trained, and how fast training runs here."""
     cfg, train = card["model_config"], card["train_config"]
     hours = card["training_seconds"] / 3600
@@ -306,6 +328,8 @@ def training_section(card: dict, throughput: dict | None, *ablations: dict | Non
         f"a step, on {train.get('device', 'cpu')}, {train.get('threads', 0) or 'all'} threads). That is a "
         "small fraction of the training published models get, and the Kodak results above show it.", "",
     ]
+    if learning:
+        lines += learning_lines(learning)
     if throughput:
         lines += [f"Training throughput (`bench/train_throughput.py`, {throughput['date'][:10]}, torch "
                   f"{throughput['torch']}, {throughput['threads']} threads, CPU capability "
@@ -395,7 +419,9 @@ def main() -> None:
         card = json.loads(args.card.read_text())
         card["kodak_rd"] = card_rd(results)
         args.card.write_text(json.dumps(card, indent=2) + "\n")
-        training = training_section(card, throughput, ablation, cooldown, balance)
+        learning_path = ROOT / "bench/results/learning_curve.json"
+        learning = json.loads(learning_path.read_text()) if learning_path.exists() else None
+        training = training_section(card, throughput, learning, ablation, cooldown, balance)
         text = replace_between(text, TRAINING_START, TRAINING_END, training, args.readme)
     args.readme.write_text(text)
 

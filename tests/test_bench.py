@@ -159,6 +159,25 @@ def test_readme_results_section_and_card(tmp_path):
     assert rd["bd_rate_psnr_percent"] == {"jpeg": -50.0} and len(rd["points"]) == 4
 
 
+def test_learning_curve_compares_each_model_with_the_anchors_and_the_one_before():
+    """bench/learning_curve.py and its README table: half the bits at four times the pixels, -29.3% per doubling."""
+    from bench.learning_curve import compare, entry
+    from bench.readme_results import learning_lines
+    rates, psnrs = [0.25, 0.5, 1.0, 2.0], [26.0, 29.0, 32.0, 35.0]
+    curve = lambda factor: [{"quality": q, "bpp": r * factor, "psnr": p}  # noqa: E731
+                            for q, r, p in zip(range(4), rates, psnrs)]
+    card = lambda steps, pixels: {"model_id": f"m{steps}", "training_steps": steps, "pixels_seen": pixels}  # noqa: E731
+    models = [entry(card(1, 1e9), "a", curve(1.0), "aecodec"), entry(card(2, 2e9), "b", None, "not measured"),
+              entry(card(3, 4e9), "c", curve(0.5), "aecodec-nodetail")]
+    compare(models, {"jpeg": curve(2.0), "webp": curve(1.0)})
+    assert [m["bd_rate_psnr_percent"] for m in models] == [
+        {"jpeg": -50.0, "webp": 0.0, "previous model": None},
+        {"jpeg": None, "webp": None, "previous model": None},
+        {"jpeg": -75.0, "webp": -50.0, "previous model": -50.0}]
+    table = learning_lines({"anchors": {"date": "2026-01-01"}, "models": models})
+    assert "| m3 | 3 | 4.00 | -75.0% | -50.0% | -50.0% | -29.3% |" in table  # two doublings since m1
+
+
 def test_speed_bench_times_every_stage_and_the_file_io(images, tmp_path):
     from click.testing import CliRunner
 
