@@ -473,6 +473,9 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--bf16/--fp32", default=None,
               help="bf16 autocast; default on for CUDA and for CPUs with AMX or AVX-512 bf16.")
+@click.option("--compile-gdn/--eager", default=None,
+              help="torch.compile the GDN layers (needs a C++ compiler; falls back to eager without one); "
+                   "default on for bf16 on a CPU, where it makes steps about 10% faster.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Minutes between checkpoints.")
 @click.option("--ema-decay", default=None, type=float,
               help="Keep a moving average of the weights with this decay (e.g. 0.999); export ships it. 0: off.")
@@ -489,8 +492,8 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
               help="With --resume or --init-weights: grow the latent to this many channels, keeping what the "
                    "model computes.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
-          bf16, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, level_balance, add_top_levels,
-          widen_latent):
+          bf16, compile_gdn, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, level_balance,
+          add_top_levels, widen_latent):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -511,8 +514,8 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
         resume = checkpoint_from_weights(init_weights, Path(out) / "from_weights.ckpt")
     path = run_training(data=data, out=out, minutes=minutes, resume=resume, lr=lr, batch=batch_size, crop=crop,
                         channels=channels, latent_channels=latent_channels, threads=threads, device=device,
-                        bf16=bf16, checkpoint_minutes=checkpoint_minutes, ema_decay=ema_decay,
-                        lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
+                        bf16=bf16, compile_gdn=compile_gdn, checkpoint_minutes=checkpoint_minutes,
+                        ema_decay=ema_decay, lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
                         add_top_levels=add_top_levels, widen_latent=widen_latent, level_balance=level_balance)
     click.echo(f"checkpoint: {path}", err=True)
 

@@ -331,7 +331,8 @@ def training_section(card: dict, throughput: dict | None, learning: dict | None,
     if learning:
         lines += learning_lines(learning)
     if throughput:
-        lines += [f"Training throughput (`bench/train_throughput.py`, {throughput['date'][:10]}, torch "
+        lines += [f"Training throughput (`bench/train_throughput.py`, {throughput['date'][:10]}, "
+                  f"{throughput.get('cpu', 'CPU not recorded')}, torch "
                   f"{throughput['torch']}, {throughput['threads']} threads, CPU capability "
                   f"{throughput['cpu_capability']}, fast bf16: {'yes' if throughput['cpu_has_fast_bf16'] else 'no'}; "
                   f"batch {throughput['batch']} of {throughput['crop']}x{throughput['crop']}):", "",

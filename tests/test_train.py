@@ -333,3 +333,37 @@ def test_cli_train_says_how_many_photos_validation_holds_out(tmp_path):
     assert not (tmp_path / "run").exists()
     nine = [folder / f"p{i}.png" for i in range(9)]
     assert [len(part) for part in split_validation(nine, 8)] == [1, 8]
+
+
+def test_compiled_gdn_layers_compute_what_the_eager_ones_do():
+    """train/compiled.py: the same outputs and gradients, the same state_dict, one GDN layer per stage."""
+    from aecodec.refine_torch.model import HyperpriorModel
+    from aecodec.train.compiled import compile_gdn_layers
+    torch.manual_seed(0)
+    eager = HyperpriorModel(TINY)
+    compiled = HyperpriorModel(TINY)
+    compiled.load_state_dict(eager.state_dict())
+    assert compile_gdn_layers(compiled) == 6  # three in the analysis, three inverse in the synthesis
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    x, level = torch.rand(2, 3, 64, 64), torch.tensor([0.5, 1.5])
+    outputs = []
+    for model in (eager, compiled):
+        torch.manual_seed(1)  # the same rounding noise
+        out = model(x, level)
+        out["x_hat"].square().mean().backward()
+        outputs.append((out["x_hat"], [p.grad for p in model.parameters()]))
+    (a, grads_a), (b, grads_b) = outputs
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert all(torch.allclose(g, h, rtol=1e-3, atol=1e-6) for g, h in zip(grads_a, grads_b) if g is not None)
+
+
+def test_cli_compiles_the_gdn_layers_for_bf16_on_a_cpu_only(monkeypatch, photos, tmp_path):
+    from aecodec.train import cli_support
+    seen = []
+    monkeypatch.setattr(cli_support, "train", lambda config, *rest: seen.append(config.compile_gdn))
+    monkeypatch.setattr(cli_support, "with_data_record", lambda config, checkpoint: config)
+    common = dict(data=str(photos), out=tmp_path, minutes=0.01, resume=None, lr=None, batch=2, crop=64, channels=8,
+                  latent_channels=12, threads=1, device="cpu", checkpoint_minutes=100)
+    for bf16, compile_gdn in ((True, None), (False, None), (True, False), (False, True)):
+        cli_support.run_training(bf16=bf16, compile_gdn=compile_gdn, **common)
+    assert seen == [True, False, False, True]

@@ -26,11 +26,13 @@ def with_data_record(config: TrainConfig, checkpoint: Checkpoint | None) -> Trai
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
                  bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
-                 add_top_levels=0, widen_latent=None, level_balance=None) -> Path:
+                 add_top_levels=0, widen_latent=None, level_balance=None, compile_gdn=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
         bf16 = device == "cuda" or fast_bf16_cpu()
+    if compile_gdn is None:  # where it was measured to pay (aecodec/train/compiled.py)
+        compile_gdn = bf16 and device == "cpu"
     checkpoint = load_checkpoint(resume) if resume else None  # read once, here, and handed to train()
     if (add_top_levels or widen_latent) and checkpoint is None:
         raise ValueError("--add-top-levels and --widen-latent change a trained model: "
@@ -43,6 +45,7 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
     # A command-line run is budgeted by time: a step limit or validation interval left in the
     # checkpoint by a scripted run (bench/train_ablation.py) must not cut it short or silence it.
     changes = {"data": data, "minutes": minutes, "threads": threads, "device": device, "bf16": bf16,
+               "compile_gdn": compile_gdn,
                "checkpoint_minutes": checkpoint_minutes, "max_steps": 0,
                "validate_minutes": TrainConfig.validate_minutes}
     optional = {"lr": lr, "batch": batch, "crop": crop, "ema_decay": ema_decay,

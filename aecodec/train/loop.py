@@ -25,6 +25,7 @@ from ..model_config import ModelConfig
 from ..refine_torch.model import HyperpriorModel
 from . import distributed
 from .checkpoint import Checkpoint, restore_rng, rng_state, save_checkpoint
+from .compiled import compile_gdn_layers
 from .config import TrainConfig
 from .data import CropSampler, held_out_photos, list_images, load_photo, split_validation
 from .loss import level_weights, rd_loss
@@ -306,6 +307,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, out_dir: str | 
     if resume is not None:
         model_config = resume.model_config
     run = start_run(config, model_config or ModelConfig(), resume, ranks, device)
+    if config.compile_gdn:
+        compile_gdn_layers(run.model)  # the model trained; the moving average, only validated, stays eager
     data = load_data(config, resume.validation_stems if resume is not None else None, ranks, out)
     train_for_budget(run, distributed.wrap(run.model, ranks, device), data, config, out)
     save(out / "last.ckpt", run, config, data)
