@@ -4,9 +4,10 @@ A GDN layer is one 1x1 convolution amid elementwise work on full feature maps: |
 (or, inverse, multiplied) by the convolution's output, and in the backward pass their gradients,
 about a third of a CPU training step in bf16 (torch's profiler, Intel Xeon). Compiled, that work runs
 fused, a few passes over memory instead of one per operation: about 10% faster steps there in bf16
-(bench/train_throughput.py, bench/results/train_throughput.json); in fp32, where the convolutions'
-share is larger, 0 to 6% in two runs, within their noise. Compiling the whole model gained less, so only these layers are
-compiled, and `aecodec train` does it by default only for bf16 on a CPU.
+(bench/train_throughput.py, bench/results/train_throughput.json). In fp32, where the convolutions'
+share is larger, it gained 0 to 6% in two runs, within their noise. The whole model compiled was no
+faster than the eager one in channels_last, in either precision. So only these layers are compiled, and
+`aecodec train` does it by default only for bf16 on a CPU.
 """
 
 from __future__ import annotations
