@@ -56,7 +56,7 @@ from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from aecodec.train.data import CropSampler, list_images, load_photo, split_validation
 from aecodec.train.loop import centre_crop, update_average
 from aecodec.train.loss import level_weights, rd_loss
-from bench.grid import as_batch, smooth_images
+from bench.grid import as_batch, as_picture, smooth_images
 
 EVAL_LEVELS = (0.0, 3.5, 7.0)  # the lowest, middle and highest trained lambda of the shipped model
 JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the arms
@@ -313,8 +313,7 @@ def grid_ratios(model: HyperpriorModel, context: CheckerboardContext | None) -> 
             level = torch.full((1,), level_value)
             latent, _, mean, scale = frozen_parts(model, x, level, bf16=False)
             coded = two_pass(model, context, latent, mean, scale, level, noise=False)
-            x_hat = model.synthesis(coded["decoded"] * model.gains(level)[1]).clamp(0, 1)
-            values.append(grid_ratio((x_hat[0].permute(1, 2, 0) * 255).round().byte().numpy()))
+            values.append(grid_ratio(as_picture(model.synthesis(coded["decoded"] * model.gains(level)[1]))))
         ratios[f"{level_value:.2f}"] = float(np.mean(values))
     return ratios
 

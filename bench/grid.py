@@ -54,6 +54,11 @@ def as_batch(rgb: np.ndarray):
     return torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div(255)[None]
 
 
+def as_picture(x) -> np.ndarray:
+    """The torch model's output (1, 3, H, W) -> uint8 (H, W, 3): as_batch's inverse, clamped and rounded."""
+    return (x.clamp(0, 1)[0].permute(1, 2, 0) * 255).round().byte().numpy()
+
+
 def measure(codec: Codec, rgb: np.ndarray, quality: int, detail: bool) -> dict:
     data = codec.compress(rgb, quality=quality, detail=detail)
     decoded = np.asarray(codec.decompress(data).convert("RGB"))
@@ -83,8 +88,8 @@ def cause(checkpoint: Path) -> dict:
                            "blurred_3x3": F.avg_pool2d(latent, 3, 1, 1, count_include_pad=False),
                            "constant": latent.mean((2, 3), keepdim=True).expand_as(latent)}
                 for name, fed in latents.items():
-                    decoded = (model.synthesis(fed * inverse_gain).clamp(0, 1)[0].permute(1, 2, 0) * 255).round()
-                    ratios.setdefault(name, []).append(grid_ratio(decoded.byte().numpy()))
+                    decoded = as_picture(model.synthesis(fed * inverse_gain))
+                    ratios.setdefault(name, []).append(grid_ratio(decoded))
             rows[f"level {level_value}"] = {name: float(np.mean(values)) for name, values in ratios.items()}
             print(f"level {level_value}:", " ".join(f"{k} {v:.2f}" for k, v in rows[f"level {level_value}"].items()))
     return rows

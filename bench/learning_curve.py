@@ -118,20 +118,19 @@ def main() -> None:
                         help="aecodec bench results.json with an aecodec-nodetail curve of an older model")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    kept = {m["model_id"]: m for m in json.loads(args.out.read_text())["models"]} if args.out.exists() else {}
-    extras = {}
+    # Curves the ship commits lack: found by an earlier run (kept in --out), or given now with --extra.
+    found = ({m["model_id"]: (m["curve"], m["curve_from"]) for m in json.loads(args.out.read_text())["models"]}
+             if args.out.exists() else {})
     for path in args.extra:
         results = json.loads(path.read_text())
-        extras[model_of(results, "aecodec-nodetail")] = (curve_of(results, "aecodec-nodetail"),
-                                                         "aecodec-nodetail, benched after its ship (--extra)")
+        found[model_of(results, "aecodec-nodetail")] = (curve_of(results, "aecodec-nodetail"),
+                                                        "aecodec-nodetail, benched after its ship (--extra)")
     models = shipped_models()
     newest = working_tree_model(models)
     models += [newest] if newest else []
     for model in models:
         if model["curve"] is None:
-            model["curve"], model["curve_from"] = extras.get(model["model_id"]) or (
-                (kept[model["model_id"]]["curve"], kept[model["model_id"]]["curve_from"])
-                if model["model_id"] in kept else (None, "not measured"))
+            model["curve"], model["curve_from"] = found.get(model["model_id"], (None, "not measured"))
     current = json.loads((ROOT / RESULTS).read_text())
     anchors = {name: curve_of(current, name) for name in ("jpeg", "webp")}
     compare(models, anchors)

@@ -218,10 +218,10 @@ def test_cli_decompress_imports_only_the_coding_modules(folder):
     assert heavy == CODING, f"aecodec decompress imports {sorted(heavy - CODING)} and not {sorted(CODING - heavy)}"
 
 
-def test_cli_decompress_makes_only_the_synthesis_session(folder, tmp_path, monkeypatch):
-    """Each session costs its graph optimisation (tens of ms): a decompress makes the synthesis' alone."""
+@pytest.fixture
+def sessions_made(monkeypatch) -> list[str]:
+    """The networks whose ONNX Runtime sessions are made from now on, in order (each costs tens of ms)."""
     from aecodec import networks
-    from helpers import cli_tiny
     made, make = [], networks.OrtSession.__init__
 
     def recorded(self, path, options):
@@ -229,6 +229,13 @@ def test_cli_decompress_makes_only_the_synthesis_session(folder, tmp_path, monke
         make(self, path, options)
 
     monkeypatch.setattr(networks.OrtSession, "__init__", recorded)
+    return made
+
+
+def test_cli_decompress_makes_only_the_synthesis_session(folder, tmp_path, sessions_made):
+    """Each session costs its graph optimisation (tens of ms): a decompress makes the synthesis' alone."""
+    from helpers import cli_tiny
+    made = sessions_made
     result = cli_tiny("decompress", folder / "photo.aec", "-o", tmp_path / "photo.png")
     assert result.exit_code == 0, result.output
     assert made == ["synthesis"]
@@ -242,17 +249,11 @@ def test_a_decompressing_codec_holds_only_the_synthesis_session(codec):
     assert set(fresh.model.networks.sessions) == {"synthesis"}
 
 
-def test_a_compressing_codec_makes_each_session_once_ahead_of_use(monkeypatch):
+def test_a_compressing_codec_makes_each_session_once_ahead_of_use(sessions_made):
     """encode prepares its sessions on another thread; each is made once, and none that it does not run."""
     from aecodec import networks
     from aecodec.codec import Codec
-    made, make = [], networks.OrtSession.__init__
-
-    def recorded(self, path, options):
-        made.append(Path(path).stem)
-        make(self, path, options)
-
-    monkeypatch.setattr(networks.OrtSession, "__init__", recorded)
+    made = sessions_made
     fresh = Codec(TINY_WEIGHTS, threads=1)
     image = np.zeros((48, 64, 3), np.uint8)
     fresh.compress(image, quality=50, detail=False)
