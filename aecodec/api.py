@@ -29,14 +29,16 @@ def _read_bytes(data_or_path) -> bytes:
 
 def compress(image, quality: float | None = None, target_bpp: float | None = None,
              target_size: int | str | None = None, weights: str | Path | None = None,
-             allow_large: bool = False, effort: int = 0, detail: bool = True) -> bytes:
+             allow_large: bool = False, effort: int = 0, detail: bool = True, deblock: bool = True) -> bytes:
     """Compress a path, PIL.Image or HxWx3 uint8 array into the bytes of an .aec file.
 
     target_size is in bytes, or a text such as "40KB" or "1.5MB" as on the command line.
     effort above 0 spends encoding time on a smaller file for the same decoder (needs the 'effort' extra).
-    detail=False leaves out the detail layer: a faster encode, and a file older aecodec builds can read.
+    detail=False leaves out the detail layer (a faster encode); deblock=False the deblocking filter
+    at low qualities. With both off the file is one older aecodec builds can read.
     """
-    return Codec(weights).compress(image, quality, target_bpp, target_size, allow_large, effort=effort, detail=detail)
+    return Codec(weights).compress(image, quality, target_bpp, target_size, allow_large, effort=effort, detail=detail,
+                                   deblock=deblock)
 
 
 def decompress(data_or_path, weights: str | Path | None = None, allow_large: bool = False):
@@ -60,6 +62,7 @@ def info(data_or_path) -> dict:
         "height": header.height,
         "layout": header.layout,
         "quality": header.quality,
+        "deblocked": header.deblocked,
         "streams": parsed.stream_sizes,
         "bytes": len(data),
         "bpp": len(data) * 8 / (header.width * header.height),

@@ -56,6 +56,7 @@ class Options:
     weights: str | None = None
     effort: int = 0  # compress: refinement level, 0 = the single pass
     detail: bool = True  # compress: add the detail layer where it pays
+    deblock: bool = True  # compress: have the decoder run the deblocking filter at low qualities
     progress: bool = False  # a bar for each refinement (set by run() for a single file)
 
 
@@ -152,7 +153,7 @@ def process(codec: Codec, task: Task, options: Options) -> Outcome:
             outcome.bytes_in = task.source.stat().st_size
             encoded = codec.encode(task.source, options.quality, options.target_bpp, options.target_size,
                                    options.allow_large, effort=options.effort, progress=options.progress,
-                                   detail=options.detail)
+                                   detail=options.detail, deblock=options.deblock)
             data, outcome.warnings = encoded.data, list(encoded.warnings)
         else:
             data_in = task.source.read_bytes()

@@ -184,11 +184,14 @@ def with_shared(func):
                    "(more iterations per level; needs torch, the 'effort' extra).")
 @click.option("--detail/--no-detail", default=True, show_default=True,
               help="Add pixel corrections where the learned picture misses detail and they pay for their bits "
-                   "(text, lines, high qualities). --no-detail encodes faster and writes files that aecodec "
-                   "builds older than the detail layer (format version 1) can read.")
+                   "(text, lines, high qualities). --no-detail encodes faster.")
+@click.option("--deblock/--no-deblock", default=True, show_default=True,
+              help="Have the decoder smooth the faint 16-pixel grid the learned picture shows in smooth areas "
+                   "at qualities up to 50. With --no-detail and --no-deblock the file is format version 1, "
+                   "which aecodec builds older than the detail layer read.")
 @with_shared
-def compress(inputs, quality, target_bpp, target_size, allow_large, effort, detail, output, out_dir, force, jobs,
-             threads, fail_fast, weights):
+def compress(inputs, quality, target_bpp, target_size, allow_large, effort, detail, deblock, output, out_dir, force,
+             jobs, threads, fail_fast, weights):
     """Compress images (files or folders) into .aec files.
 
     \b
@@ -208,11 +211,12 @@ def compress(inputs, quality, target_bpp, target_size, allow_large, effort, deta
     if effort:
         check_effort_available()  # one line now, not one per file later
     options = batch.Options("compress", quality, target_bpp, target_size, force=force, allow_large=allow_large,
-                            weights=weights, effort=effort, detail=detail)
+                            weights=weights, effort=effort, detail=detail, deblock=deblock)
     if _streaming(inputs, output):
         stream = _output_stream(output, force)  # before the work: a refusal should be instant
         encoded = Codec(weights, threads=_threads(threads)).encode(_read_input(inputs[0]), quality, target_bpp, target_size,
-                                                         allow_large, effort=effort, progress=True, detail=detail)
+                                                         allow_large, effort=effort, progress=True, detail=detail,
+                                                         deblock=deblock)
         _warn(encoded.warnings)
         _write_result(encoded.data, output, force, stream)
         return

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import container, detail, detail_choice, imageio, limits, transform
+from . import container, deblock, detail, detail_choice, imageio, limits, transform
 from .bundle import ModelNotFound, default_weights_root, find_bundle
 from .container import FormatError, Header, Streams
 from .effort import fit_quality_refined, iterations_for, load_refiner
@@ -85,6 +85,7 @@ class Job:
     alpha: bytes  # the source's alpha plane, coded once for every file a target search tries
     latent: np.ndarray
     with_detail: bool
+    with_deblock: bool  # set the deblocking flag at the qualities where the filter runs
     refiner: object  # effort's Refiner, or None at effort 0
     iterations: int
     progress: bool
@@ -107,8 +108,10 @@ class Job:
     def finish(self, coded: transform.Coded) -> bytes:
         """The file: the learned part, the detail layer where it pays, and the source's side data."""
         source, (height, width) = self.source, self.source.rgb.shape[:2]
-        layer = detail_layer(self.model, source.rgb, coded, self.timings) if self.with_detail else b""
-        header = Header(source.layout, self.model.bundle.model_id, width, height, coded.quality)
+        deblocking = deblock.threshold(coded.quality) if self.with_deblock else 0
+        layer = detail_layer(self.model, source.rgb, coded, self.timings, deblocking) if self.with_detail else b""
+        header = Header(source.layout, self.model.bundle.model_id, width, height, coded.quality,
+                        deblocked=deblocking > 0)
         return container.pack(header, Streams(coded.hyper, coded.latent, self.alpha, source.icc or b"",
                                               source.exif or b"", layer))
 
@@ -128,13 +131,15 @@ class Job:
         return found[1]
 
 
-def detail_layer(model: transform.Model, rgb: np.ndarray, coded: transform.Coded, timings: Timings) -> bytes:
+def detail_layer(model: transform.Model, rgb: np.ndarray, coded: transform.Coded, timings: Timings,
+                 deblocking: float = 0.0) -> bytes:
     """The detail stream for an image whose learned part is coded; b"" when no block's corrections pay.
-    The decoded pixels come from the encoder's own means and residuals, as a decoder will make them."""
+    The decoded pixels come from the encoder's own means and residuals, deblocked at that threshold,
+    as a decoder will make them."""
     height, width = rgb.shape[:2]
     if height * width > detail_choice.MAX_PIXELS:
         return b""
-    decoded = transform.pixels_of(model, coded, height, width, timings)
+    decoded = transform.pixels_of(model, coded, height, width, timings, deblocking)
     start = time.perf_counter()
     tables = model.bundle.latent_tables
     chosen = detail_choice.choose(rgb, decoded, rate_tradeoff(model.bundle, coded.quality), tables,
@@ -194,25 +199,27 @@ class Codec:
 
     def compress(self, image, quality: float | None = None, target_bpp: float | None = None,
                  target_size: int | None = None, allow_large: bool = False, effort: int = 0,
-                 progress: bool = False, detail: bool = True) -> bytes:
+                 progress: bool = False, detail: bool = True, deblock: bool = True) -> bytes:
         """The bytes of an .aec file; what ``encode`` notes about the input is issued as a warning."""
         encoded = self.encode(image, quality, target_bpp, target_size, allow_large, effort=effort, progress=progress,
-                              detail=detail)
+                              detail=detail, deblock=deblock)
         for note in encoded.warnings:
             warnings.warn(note, stacklevel=2)
         return encoded.data
 
     def encode(self, image, quality: float | None = None, target_bpp: float | None = None,
                target_size: int | None = None, allow_large: bool = False, timed: bool = False,
-               effort: int = 0, progress: bool = False, detail: bool = True) -> Encoded:
+               effort: int = 0, progress: bool = False, detail: bool = True, deblock: bool = True) -> Encoded:
         """Compress a path, PIL.Image or uint8 array; at most one of quality and the targets.
 
         A target picks the highest quality whose whole file fits the budget.
         Effort above 0 (up to effort.MAX_EFFORT) refines the latents for this image before coding
         them: smaller files for more time, the same decoder. It needs torch (the 'effort' extra);
         progress draws a bar on a terminal meanwhile.
-        detail=False leaves out the detail layer: a faster encode, and a file that version-1 readers
-        (aecodec before the detail layer) can decode, at the cost of fine detail at high qualities.
+        detail=False leaves out the detail layer: a faster encode, at the cost of fine detail at high
+        qualities. deblock=False leaves the deblocking filter off at low qualities (a faint 16-pixel
+        grid in smooth areas). With both off the file is format version 1, which aecodec builds older
+        than the detail layer read.
         """
         request = Request.of(quality, target_bpp, target_size, effort)
         refiner = self.refiner() if request.iterations else None  # before any work: a missing torch fails at once
@@ -224,7 +231,7 @@ class Codec:
         timings = Timings()
         latent = transform.analyse(self.model, source.rgb, timings)  # independent of quality: once
         alpha = imageio.encode_alpha(source.alpha) if source.alpha is not None else b""
-        job = Job(self.model, source, alpha, latent, detail, refiner, request.iterations, progress, timings)
+        job = Job(self.model, source, alpha, latent, detail, deblock, refiner, request.iterations, progress, timings)
         return Encoded(job.file(request), tuple(source.warnings), dict(timings.stages) if timed else None)
 
     # -- decoding ------------------------------------------------------------------------
@@ -288,7 +295,9 @@ class Codec:
         self.model.networks.prepare("synthesis")  # made on another core while the streams are decoded
         corrections = transform.read_detail(self.model, header, streams, timings)  # a corrupt layer fails first
         learned = transform.read(self.model, header, streams, timings)
-        return transform.decoded_rows(self.model, learned, header.height, header.width, corrections, timings)
+        deblocking = deblock.threshold(header.quality) if header.deblocked else 0
+        return transform.decoded_rows(self.model, learned, header.height, header.width, corrections, timings,
+                                      deblocking)
 
     def decode_rgb(self, parsed: container.Container, timings: Timings | None = None) -> np.ndarray:
         """RGB uint8 (H, W, 3) of a parsed file made by this codec's model."""

@@ -4,7 +4,7 @@ Standard library only: reading a header needs nothing else, and the paths
 that only read one (``aecodec info``, Pillow's ``Image.open``) load no ONNX
 Runtime, which tests/test_imports.py checks. All integers are little-endian.
 
-Format version 2 (version 1 is the same without flag bit 2 and the detail stream):
+Format version 2 (version 1 is the same without flag bits 2 and 3 and the detail stream):
 
 ======  =====  ==============================================================
 offset  bytes  field
@@ -13,8 +13,8 @@ offset  bytes  field
 4       1      format version, ``1`` or ``2``
 5       1      colour layout: 0 RGB, 1 L (grey), 2 RGBA, 3 LA
 6       1      flags: bit 0 ICC profile present, bit 1 EXIF present,
-               bit 2 detail layer present (version 2 only);
-               other bits must be zero
+               bit 2 detail layer present, bit 3 deblocking filter on
+               (both version 2 only); other bits must be zero
 7       8      model id: first 8 bytes of the SHA-256 of the weights
 15      4      width in pixels, 1 .. MAX_SIDE
 19      4      height in pixels, 1 .. MAX_SIDE
@@ -33,9 +33,9 @@ The streams themselves are described in ``aecodec/entropy.py`` (hyper-latent
 and latent), ``aecodec/detail.py`` (detail) and ``docs/format.md`` (alpha: a
 PNG of the alpha plane).
 
-A file without a detail layer is written as version 1, byte for byte what
-earlier builds wrote, so they can still read it; only a file that needs
-version 2 is written as version 2.
+A file without a detail layer or the deblocking filter is written as version
+1, byte for byte what earlier builds wrote, so they can still read it; only a
+file that needs version 2 is written as version 2.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ LAYOUTS = ("RGB", "L", "RGBA", "LA")
 FLAG_ICC = 1
 FLAG_EXIF = 2
 FLAG_DETAIL = 4  # version 2
+FLAG_DEBLOCK = 8  # version 2: the decoder runs aecodec/deblock.py at the file's quality
 
 _FIXED = struct.Struct("<4sBBB8sIIHII")
 _LENGTH = struct.Struct("<I")
@@ -73,6 +74,7 @@ class Header:
     height: int
     quality: float
     version: int = VERSION
+    deblocked: bool = False  # flag bit 3: the synthesis' output goes through the deblocking filter
 
     @property
     def has_alpha(self) -> bool:
@@ -110,8 +112,9 @@ def pack(header: Header, streams: Streams) -> bytes:
     if header.has_alpha != bool(streams.alpha):
         raise ValueError("an alpha stream goes with layouts RGBA and LA, and only with them")
     quality = to_hundredths(header.quality)
-    flags = (FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0) | (FLAG_DETAIL if streams.detail else 0)
-    version = 2 if streams.detail else 1  # the oldest version that can hold the file, for older readers
+    flags = ((FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0)
+             | (FLAG_DETAIL if streams.detail else 0) | (FLAG_DEBLOCK if header.deblocked else 0))
+    version = 2 if flags & (FLAG_DETAIL | FLAG_DEBLOCK) else 1  # the oldest that holds the file, for older readers
     parts = [_FIXED.pack(MAGIC, version, LAYOUTS.index(header.layout), flags, header.model_id,
                          header.width, header.height, quality, len(streams.hyper), len(streams.latent))]
     optional = [s for s in (streams.alpha, streams.icc, streams.exif, streams.detail) if s]
@@ -136,15 +139,15 @@ def _read_fixed(data: bytes) -> tuple[Header, int, list[int], int]:
         _FIXED.unpack_from(data)
     if layout >= len(LAYOUTS):
         raise FormatError(f"unknown colour layout {layout}")
-    known = FLAG_ICC | FLAG_EXIF | (FLAG_DETAIL if version >= 2 else 0)
+    known = FLAG_ICC | FLAG_EXIF | (FLAG_DETAIL | FLAG_DEBLOCK if version >= 2 else 0)
     if flags & ~known:
-        raise FormatError(f"unknown flags 0x{flags:02x} for format version {version}")
+        raise FormatError(f"unknown flags 0x{flags:02x} for format version {version}; a newer aecodec may read it")
     try:
         quality = from_hundredths(quality)
     except ValueError as error:
         raise FormatError(str(error)) from None
     check_dimensions(width, height)
-    header = Header(LAYOUTS[layout], model_id, width, height, quality, version)
+    header = Header(LAYOUTS[layout], model_id, width, height, quality, version, bool(flags & FLAG_DEBLOCK))
     optional = (int(header.has_alpha) + int(bool(flags & FLAG_ICC)) + int(bool(flags & FLAG_EXIF))
                 + int(bool(flags & FLAG_DETAIL)))
     offset = _FIXED.size + optional * _LENGTH.size

@@ -60,6 +60,7 @@ import numpy as np
 
 from . import entropy
 from .entropy import EntropyTables
+from .tiling import regrouped
 
 SKIP = 255  # block map value: no corrections in this block
 MIN_BLOCK_LOG2, MAX_BLOCK_LOG2 = 2, 7
@@ -190,26 +191,13 @@ def apply_rows(bands: Iterable[np.ndarray], detail: Detail | None,
         yield from bands
         return
     top = 0
-    for rows in _regrouped(bands, BAND_BLOCKS * detail.block):
+    for rows in regrouped(bands, BAND_BLOCKS * detail.block):
         start = time.perf_counter()
         rows = apply(rows, _rows_of(detail, top, top + len(rows)))
         if timed:
             timed("detail", start)
         top += len(rows)
         yield rows
-
-
-def _regrouped(bands: Iterable[np.ndarray], unit: int) -> Iterator[np.ndarray]:
-    """The same rows in bands of a multiple of unit rows, all but the last."""
-    pending = None
-    for band in bands:
-        pending = band if pending is None else np.concatenate([pending, band])
-        cut = len(pending) - len(pending) % unit
-        if cut:
-            yield pending[:cut]
-            pending = pending[cut:]
-    if pending is not None and len(pending):
-        yield pending
 
 
 def _rows_of(detail: Detail, top: int, bottom: int) -> Detail:

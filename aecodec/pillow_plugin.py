@@ -14,7 +14,8 @@ as ``bundle.find_bundle`` finds them). To decode with a folder of your own, say
 so for that one image: ``open_with("photo.aec", weights="my/weights")``, or
 ``codec=`` to reuse a loaded ``aecodec.Codec`` across many images. Saving
 takes the same ``weights=`` or ``codec=`` next to ``quality=``, ``target_bpp=``,
-``target_size=`` and ``effort=``; without them it uses the default model.
+``target_size=``, ``effort=``, ``detail=`` and ``deblock=``; without them it uses the
+default model.
 
 Size: ``Image.open`` applies Pillow's decompression-bomb check to the size in
 the header, as for every format; ``open_with(..., allow_large=True)`` lifts it
@@ -133,7 +134,8 @@ def _save(im: Image.Image, fp, filename) -> None:
         im = im.copy()
         im.info.update({k: v.tobytes() if isinstance(v, Image.Exif) else v for k, v in side.items()})
     encoded = codec.encode(im, info.get("quality"), info.get("target_bpp"), info.get("target_size"),
-                           effort=info.get("effort", 0), detail=info.get("detail", True))
+                           effort=info.get("effort", 0), detail=info.get("detail", True),
+                           deblock=info.get("deblock", True))
     fp.write(encoded.data)
     for note in encoded.warnings:  # e.g. frames dropped, 16 bits reduced to 8
         warnings.warn(note, stacklevel=3)

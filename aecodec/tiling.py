@@ -8,7 +8,7 @@ receptive field, and only its centre is kept, so seams do not show.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -85,3 +85,17 @@ def row_of_tiles(run: Run, x: np.ndarray, first: int, last: int, tile: int, halo
         out[:, :, :, left * grid_out:right * grid_out] = piece[
             :, :, first * grid_out:last * grid_out, (left - l0) * grid_out:(right - l0) * grid_out]
     return out
+
+
+def regrouped(bands: Iterable[np.ndarray], unit: int) -> Iterator[np.ndarray]:
+    """The same rows in bands of a multiple of unit rows, all but the last."""
+    pending = None
+    for band in bands:
+        pending = band if pending is None else np.concatenate([pending, band])
+        del band  # nothing is held while the next band is made but what is pending
+        cut = len(pending) - len(pending) % unit
+        if cut:
+            yield pending[:cut]
+            pending = pending[cut:].copy() if cut < len(pending) else None  # a copy: not a view of the band
+    if pending is not None and len(pending):
+        yield pending

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import container, detail, entropy, fixedpoint
+from . import container, deblock, detail, entropy, fixedpoint
 from .bundle import ModelBundle, load_bundle
 from .container import Container, FormatError, Header, Streams
 from .quality import level_of, row_at
@@ -187,13 +187,16 @@ def file_of(model: Model, coded: Coded, height: int, width: int) -> bytes:
     return container.pack(header, Streams(coded.hyper, coded.latent))
 
 
-def pixels_of(model: Model, coded: Coded, height: int, width: int, timings: Timings | None = None) -> np.ndarray:
-    """uint8 (height, width, 3): what a decoder synthesises from coded, without a detail layer, from the
-    latent the encoder rebuilt as the decoder does rather than by decoding the streams again."""
+def pixels_of(model: Model, coded: Coded, height: int, width: int, timings: Timings | None = None,
+              deblocking: float = 0.0) -> np.ndarray:
+    """uint8 (height, width, 3): what a decoder synthesises from coded (and deblocks at that threshold),
+    without a detail layer, from the latent the encoder rebuilt as the decoder does rather than by
+    decoding the streams again."""
     def latent_rows(top: int, bottom: int) -> np.ndarray:
         return coded.rebuilt[None, :, top:bottom]
 
-    return whole(synthesised_rows(model, latent_rows, coded.rebuilt.shape[1:], height, width, timings), height)
+    return whole(synthesised_rows(model, latent_rows, coded.rebuilt.shape[1:], height, width, timings, deblocking),
+                 height)
 
 
 # -- streams to pixels ---------------------------------------------------------------------------
@@ -276,8 +279,9 @@ def read_detail(model: Model, header: Header, streams: Streams,
 
 
 def decoded_rows(model: Model, learned: Learned, height: int, width: int, corrections: detail.Detail | None,
-                 timings: Timings | None = None) -> Iterator[np.ndarray]:
-    """A file's pixels in bands of rows, top to bottom, each uint8 (rows, width, 3).
+                 timings: Timings | None = None, deblocking: float = 0.0) -> Iterator[np.ndarray]:
+    """A file's pixels in bands of rows, top to bottom, each uint8 (rows, width, 3); deblocking is the
+    filter's threshold (0 for files without it).
 
     Only what the entropy coding needs is held whole: the residual and, while it is decoded, the
     scale indices. Means, latents, pixels and detail corrections are made one band at a time, with
@@ -293,7 +297,7 @@ def decoded_rows(model: Model, learned: Learned, height: int, width: int, correc
         timings.add("hyper_synthesis", start)
         return latent
 
-    bands = synthesised_rows(model, latent_rows, learned.residual.shape[1:], height, width, timings)
+    bands = synthesised_rows(model, latent_rows, learned.residual.shape[1:], height, width, timings, deblocking)
     yield from detail.apply_rows(bands, corrections, timings.add)
 
 
@@ -310,8 +314,9 @@ def dequantised(mean: np.ndarray, residual: np.ndarray, scale: np.ndarray) -> np
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Synthesis output in [0, 1] -> uint8, same shape; NaN and infinities (corrupt files) give 0 and 255."""
-    x = np.fmax(x, 0.0)  # fmax and fmin map NaN to the bound
+    """Synthesis output in [0, 1] -> uint8, same shape; NaN and infinities (corrupt files) give 0 and 255.
+    x is used as the workspace."""
+    np.fmax(x, 0.0, out=x)  # fmax and fmin map NaN to the bound
     np.fmin(x, 1.0, out=x)
     x *= 255.0
     return np.rint(x, out=x).astype(np.uint8)
@@ -329,21 +334,26 @@ def synthesis_tile(model: Model, rows: int, cols: int) -> int:
 
 
 def synthesised_rows(model: Model, latent_rows, shape: tuple[int, int], height: int, width: int,
-                     timings: Timings | None = None) -> Iterator[np.ndarray]:
+                     timings: Timings | None = None, deblocking: float = 0.0) -> Iterator[np.ndarray]:
     """uint8 (rows, width, 3) bands of the synthesis of a latent of shape (rows, cols) whose rows
-    latent_rows(top, bottom) makes as (1, M, bottom - top, cols) float32, cut to height x width."""
+    latent_rows(top, bottom) makes as (1, M, bottom - top, cols) float32, cut to height x width and
+    put through the deblocking filter at that threshold (0: none) before rounding."""
     timings = timings or Timings()
 
     def synthesis(latent: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        pixels = to_uint8(model.networks.run("synthesis", latent))
+        pixels = model.networks.run("synthesis", latent)
+        pixels = pixels if deblocking > 0 else to_uint8(pixels)  # without the filter, a quarter of the memory
         timings.add("synthesis", start)
         return pixels
 
     rows, cols = shape
     bands = synthesized_bands(synthesis, latent_rows, rows, cols, synthesis_tile(model, rows, cols), SYNTHESIS_HALO,
                               model.bundle.latent_stride)
-    return _cropped(bands, height, width)
+    bands = _cropped(bands, height, width)
+    if deblocking > 0:
+        bands = map(to_uint8, deblock.apply_rows(bands, deblocking, timings.add))
+    return map(np.ascontiguousarray, bands)
 
 
 def compact(values: np.ndarray) -> np.ndarray:
@@ -356,13 +366,14 @@ def compact(values: np.ndarray) -> np.ndarray:
 
 
 def _cropped(bands: Iterable[np.ndarray], height: int, width: int) -> Iterator[np.ndarray]:
-    """Synthesis bands (1, 3, h, W') of the padded image -> uint8 (h, width, 3), cut to height rows."""
+    """Synthesis bands (1, 3, h, W') of the padded image -> views (h, width, 3), cut to height rows."""
     top = 0
     for band in bands:
         rows = band[0, :, :max(height - top, 0), :width]
         top += band.shape[2]
         if rows.shape[1]:
-            yield np.ascontiguousarray(rows.transpose(1, 2, 0))
+            yield rows.transpose(1, 2, 0)  # a view: the deblocking filter works on it in place
+        del band, rows  # not held while the next band is made
 
 
 def whole(bands: Iterable[np.ndarray], height: int) -> np.ndarray:

@@ -48,8 +48,9 @@ FIELDS = {"version": (4, "B"), "layout": (5, "B"), "flags": (6, "B"), "width": (
 
 
 def seed_files(codec: Codec) -> dict[str, bytes]:
-    """Valid files covering every layout, the optional streams, odd sizes, a 2x2 hyper-latent grid, and
-    the detail layer (format version 2) on a noisy picture and on lines; the rest are version 1 files."""
+    """Valid files covering every layout, the optional streams, odd sizes, a 2x2 hyper-latent grid, the
+    detail layer (format version 2) on a noisy picture and on lines, and the deblocking flag (version 2);
+    the rest are version 1 files."""
     from PIL import Image, ImageCms
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:80, 0:72]
@@ -65,15 +66,17 @@ def seed_files(codec: Codec) -> dict[str, bytes]:
     with_side.save(buffer, "PNG", icc_profile=icc, exif=exif)
     lines = np.full((80, 24, 3), (30, 40, 200), np.uint8)
     lines[::5] = (237, 237, 18)
+    v1 = {"detail": False, "deblock": False}
     return {
-        "rgb16": codec.compress(rgb[:16, :16], quality=50, detail=False),
-        "grey9x17": codec.compress(rgb[:9, :17, 0], quality=20, detail=False),
-        "rgba16": codec.compress(np.dstack([rgb[:16, :16], alpha[:16, :16]]), quality=80, detail=False),
-        "la15x3": codec.compress(np.dstack([rgb[:15, :3, 1], alpha[:15, :3]]), quality=5, detail=False),
-        "icc_exif16": codec.compress(buffer.getvalue(), quality=60, detail=False),
-        "rgb80x72": codec.compress(rgb, quality=95, detail=False),
+        "rgb16": codec.compress(rgb[:16, :16], quality=50, **v1),
+        "grey9x17": codec.compress(rgb[:9, :17, 0], quality=20, **v1),
+        "rgba16": codec.compress(np.dstack([rgb[:16, :16], alpha[:16, :16]]), quality=80, **v1),
+        "la15x3": codec.compress(np.dstack([rgb[:15, :3, 1], alpha[:15, :3]]), quality=5, **v1),
+        "icc_exif16": codec.compress(buffer.getvalue(), quality=60, **v1),
+        "rgb80x72": codec.compress(rgb, quality=95, **v1),
         "detail80x72": codec.compress(rgb, quality=95),
         "detail_lines80x24": codec.compress(lines, quality=90),
+        "deblocked80x72": codec.compress(rgb, quality=15, detail=False),
     }
 
 

@@ -64,6 +64,17 @@ def test_no_detail_writes_a_version_1_file_and_info_shows_the_layer(runner, tmp_
     assert "--no-detail" in runner.invoke(main, ["compress", "--help"]).output
 
 
+def test_no_deblock_with_no_detail_writes_a_version_1_file_at_low_quality(runner, png, tmp_path):
+    deblocked, plain = tmp_path / "deblocked.aec", tmp_path / "plain.aec"
+    base = ["compress", str(png), "-q", "20", "--no-detail", *W]
+    assert runner.invoke(main, [*base, "-o", str(deblocked)]).exit_code == 0
+    assert runner.invoke(main, [*base, "--no-deblock", "-o", str(plain)]).exit_code == 0
+    assert (deblocked.read_bytes()[4], plain.read_bytes()[4]) == (2, 1)
+    assert "deblocked: True" in runner.invoke(main, ["info", str(deblocked)]).output
+    assert "deblocked: False" in runner.invoke(main, ["info", str(plain)]).output
+    assert "--no-deblock" in runner.invoke(main, ["compress", "--help"]).output
+
+
 def test_output_format_follows_extension(runner, png, tmp_path):
     aec = tmp_path / "x.aec"
     assert runner.invoke(main, ["compress", str(png), "-o", str(aec), *W]).exit_code == 0

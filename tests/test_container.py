@@ -1,4 +1,5 @@
 import zlib
+from dataclasses import replace
 
 import pytest
 
@@ -33,12 +34,31 @@ def test_a_detail_stream_makes_a_version_2_file_and_nothing_else_does():
     assert len(with_detail) == len(plain) + 4 + 12
 
 
-def test_version_2_readers_refuse_unknown_flags_too():
-    data = bytearray(sample(detail=b"d"))
-    data[6] |= 8
+def with_flags(data: bytes, flags: int) -> bytes:
+    """data with flag bits added and its CRC made to match."""
+    data = bytearray(data)
+    data[6] |= flags
     body = bytes(data[:-4])
-    with pytest.raises(FormatError, match="unknown flags 0x0c for format version 2"):
-        container.unpack(body + zlib.crc32(body).to_bytes(4, "little"))
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_version_2_readers_refuse_unknown_flags_too():
+    with pytest.raises(FormatError, match="unknown flags 0x14 for format version 2; a newer aecodec may read it"):
+        container.unpack(with_flags(sample(detail=b"d"), 16))
+
+
+def test_the_deblocking_flag_makes_a_version_2_file_and_round_trips():
+    header = Header("RGB", bytes(range(8)), 33, 17, 20.0, deblocked=True)
+    data = container.pack(header, Streams(b"hyper", b"latent"))
+    assert data[4] == 2 and data[6] == container.FLAG_DEBLOCK
+    assert container.unpack(data).header == replace(header, version=2)
+    assert len(data) == len(sample(hyper=b"hyper", latent=b"latent"))  # a flag, no stream: no bytes
+    assert not container.unpack(sample()).header.deblocked
+
+
+def test_version_1_has_no_deblocking_flag():
+    with pytest.raises(FormatError, match="unknown flags 0x08 for format version 1"):
+        container.unpack(with_flags(sample(), container.FLAG_DEBLOCK))
 
 
 def test_read_header_needs_only_the_header():

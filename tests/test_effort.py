@@ -79,7 +79,7 @@ def test_nothing_better_found_sends_exactly_the_effort_0_file(codec, rgb):
     assert np.array_equal(refined.latent, gained)
     coded = transform.code_given(codec.model, refined.latent, refined.hyper_latent, QUALITY)
     assert transform.file_of(codec.model, coded, *rgb.shape[:2]) == \
-        codec.compress(rgb, quality=QUALITY, detail=False)
+        codec.compress(rgb, quality=QUALITY, detail=False, deblock=False)
 
 
 @pytest.mark.usefixtures("effort_extra")

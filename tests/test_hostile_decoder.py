@@ -41,12 +41,15 @@ def files(codec) -> dict[str, bytes]:
     exif[0x010F] = "hostile"
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG", exif=exif)
-    # Version 1 files (the detail layer left out), and one version 2 file with a detail stream.
-    return {"rgb": codec.compress(rgb, quality=50, detail=False),
-            "rgba": codec.compress(np.dstack([rgb, alpha]), quality=50, detail=False),
-            "exif": codec.compress(buffer.getvalue(), quality=50, detail=False),
-            "wide": codec.compress(photo_like(20, 130), detail=False),
-            "detail": codec.compress(text_on_blue()[:32, :48], quality=95)}
+    # Version 1 files (the detail layer and the deblocking filter left out), and version 2 files with
+    # a detail stream and with the deblocking flag.
+    v1 = {"detail": False, "deblock": False}
+    return {"rgb": codec.compress(rgb, quality=50, **v1),
+            "rgba": codec.compress(np.dstack([rgb, alpha]), quality=50, **v1),
+            "exif": codec.compress(buffer.getvalue(), quality=50, **v1),
+            "wide": codec.compress(photo_like(20, 130), **v1),
+            "detail": codec.compress(text_on_blue()[:32, :48], quality=95),
+            "deblocked": codec.compress(photo_like(40, 72), quality=10)}
 
 
 def decodes_or_format_error(codec, data: bytes) -> None:
@@ -148,11 +151,13 @@ def test_huge_hyper_latent_is_clamped_by_the_exact_synthesis(codec, files, value
     assert codec.decompress(data).size == (130, 20)
 
 
+@pytest.mark.parametrize("name", ["rgb", "deblocked"])  # the filter's arithmetic on infinities too
 @pytest.mark.parametrize("value", [1 << 20, entropy.MAX_ESCAPE - 1, -(entropy.MAX_ESCAPE - 1)])
-def test_huge_latent_gives_clipped_pixels_not_nan_warnings(codec, files, value):
-    _, _, residual = transform.decode_latent(codec.model, container.unpack(files["rgb"]))
-    pixels = np.asarray(codec.decompress(restream(codec, files["rgb"], residual=np.full_like(residual, value))))
-    assert pixels.dtype == np.uint8 and pixels.shape == (16, 16, 3)
+def test_huge_latent_gives_clipped_pixels_not_nan_warnings(codec, files, value, name):
+    parsed = container.unpack(files[name])
+    _, _, residual = transform.decode_latent(codec.model, parsed)
+    pixels = np.asarray(codec.decompress(restream(codec, files[name], residual=np.full_like(residual, value))))
+    assert pixels.dtype == np.uint8 and pixels.shape == (parsed.header.height, parsed.header.width, 3)
 
 
 @pytest.mark.parametrize("stream", [0, 1])
@@ -211,7 +216,7 @@ def test_icc_profile_for_the_wrong_colours(codec, files):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), fix=st.booleans(),
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail", "deblocked"]), fix=st.booleans(),
        flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 7)), min_size=1, max_size=8))
 def test_bit_flips(codec, files, name, fix, flips):
     data = bytearray(files[name])
@@ -221,8 +226,8 @@ def test_bit_flips(codec, files, name, fix, flips):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), fix=st.booleans(), start=st.integers(0, 10_000),
-       cut=st.integers(0, 64), insert=st.binary(max_size=64))
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail", "deblocked"]), fix=st.booleans(),
+       start=st.integers(0, 10_000), cut=st.integers(0, 64), insert=st.binary(max_size=64))
 def test_splices(codec, files, name, fix, start, cut, insert):
     data = files[name]
     start %= len(data) + 1
@@ -231,7 +236,7 @@ def test_splices(codec, files, name, fix, start, cut, insert):
 
 
 @FUZZ
-@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail"]), stream=st.integers(0, 4), data=st.data())
+@given(name=st.sampled_from(["rgb", "rgba", "exif", "detail", "deblocked"]), stream=st.integers(0, 4), data=st.data())
 def test_stream_rewrites_with_valid_lengths_and_crc(codec, files, name, stream, data):
     header, length_at, streams = split_streams(files[name])
     stream %= len(streams)

@@ -141,6 +141,14 @@ def test_mode_and_exif_travel(codec, rgb):
         assert (np.asarray(image)[..., 3] == 200).all()
 
 
+def test_save_passes_detail_and_deblock_on(codec):
+    image = Image.fromarray(photo_like(40, 56))
+    for options, version in (({}, 2), ({"detail": False, "deblock": False}, 1)):
+        buffer = io.BytesIO()
+        image.save(buffer, format="AEC", codec=codec, quality=20, **options)
+        assert buffer.getvalue()[4] == version, options
+
+
 def test_save_warns_about_what_it_changed(codec):
     deep = Image.fromarray((np.arange(48 * 64).reshape(48, 64) * 20).astype(np.uint16))
     with pytest.warns(UserWarning, match="reduced to 8 bits"):

@@ -13,7 +13,7 @@ import numpy as np
 
 from aecodec.bench.runner import environment, peak_rss_mb, timed
 
-STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis", "detail")
+STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis", "deblocking", "detail")
 
 
 def _timed_call(fn, *args) -> tuple[float, dict, object]:

@@ -28,9 +28,11 @@ from helpers import TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: 
 
 def sources(codec: Codec) -> dict[str, bytes]:
     """Small files that between them use every layout kind, both side-data blocks, escapes and
-    (format version 2) the detail layer. The others are version 1 files, as earlier builds wrote them."""
+    (format version 2) the detail layer and the deblocking flag. The others are version 1 files, as
+    earlier builds wrote them."""
+    v1 = {"detail": False, "deblock": False}
     rgb = photo_like(33, 47, seed=21)
-    plain = codec.compress(rgb, quality=50, detail=False)
+    plain = codec.compress(rgb, quality=50, **v1)
     photo = photo_like(70, 90, seed=22)
     alpha = np.add.outer(np.arange(70) * 3, np.arange(90) * 2).astype(np.uint8)
     exif = Image.Exif()
@@ -44,10 +46,11 @@ def sources(codec: Codec) -> dict[str, bytes]:
     residual.reshape(-1)[:5] = (300, -5000, 1 << 20, -(1 << 23), 17)
     return {
         "rgb_47x33_q50": plain,
-        "rgba_icc_exif_90x70_q90": codec.compress(buffer.getvalue(), quality=90, detail=False),
-        "grey_130x20_q5": codec.compress(photo_like(20, 130, seed=23)[..., 0], quality=5, detail=False),
+        "rgba_icc_exif_90x70_q90": codec.compress(buffer.getvalue(), quality=90, **v1),
+        "grey_130x20_q5": codec.compress(photo_like(20, 130, seed=23)[..., 0], quality=5, **v1),
         "escapes_47x33_q50": restream(codec, plain, hyper, residual),
         "detail_64x48_q95": codec.compress(text_on_blue()[:48, :64], quality=95),
+        "deblocked_72x56_q10": codec.compress(photo_like(56, 72, seed=24), quality=10, detail=False),
     }
 
 
@@ -62,7 +65,7 @@ def main() -> None:
         header = parsed.header
         expected[name] = {
             "layout": header.layout, "width": header.width, "height": header.height, "quality": header.quality,
-            "model_id": header.model_id.hex(), "streams": parsed.stream_sizes,
+            "deblocked": header.deblocked, "model_id": header.model_id.hex(), "streams": parsed.stream_sizes,
             "hyper_latent": {"shape": list(hyper.shape), "sha256": symbols_digest(hyper)},
             "residual": {"shape": list(residual.shape), "sha256": symbols_digest(residual)},
         }
