@@ -480,6 +480,9 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
 @click.option("--compile-gdn/--eager", default=None,
               help="torch.compile the GDN layers (needs a C++ compiler; falls back to eager without one); "
                    "default on for bf16 on a CPU, where it makes steps about 10% faster.")
+@click.option("--tcmalloc/--system-malloc", "tcmalloc", default=None,
+              help="Run with tcmalloc (about 25% faster steps on a CPU; apt install libtcmalloc-minimal4). "
+                   "Default: tcmalloc when it is installed, training on a CPU.")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, help="Minutes between checkpoints.")
 @click.option("--ema-decay", default=None, type=float,
               help="Keep a moving average of the weights with this decay (e.g. 0.999); export ships it. 0: off.")
@@ -496,8 +499,8 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
               help="With --resume or --init-weights: grow the latent to this many channels, keeping what the "
                    "model computes.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
-          bf16, compile_gdn, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share, level_balance,
-          add_top_levels, widen_latent):
+          bf16, compile_gdn, tcmalloc, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share,
+          level_balance, add_top_levels, widen_latent):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -512,6 +515,12 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
     if resume and init_weights:
         raise click.UsageError("give --resume or --init-weights, not both")
     extras.require("train", ["torch", "onnx"] if init_weights else ["torch"], "aecodec train")
+    if tcmalloc or (tcmalloc is None and device == "cpu"):
+        from .train.malloc import use_tcmalloc
+        try:
+            use_tcmalloc(required=bool(tcmalloc))  # starts this command again with tcmalloc, where it applies
+        except RuntimeError as error:
+            raise click.UsageError(str(error)) from None
     from .train.cli_support import run_training
     if init_weights:
         from .train.recover import checkpoint_from_weights
