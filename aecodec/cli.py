@@ -187,7 +187,7 @@ def with_shared(func):
                    "(text, lines, high qualities). --no-detail encodes faster.")
 @click.option("--deblock/--no-deblock", default=True, show_default=True,
               help="Have the decoder smooth the faint 16-pixel grid the learned picture shows in smooth areas "
-                   "at qualities up to 50. With --no-detail and --no-deblock the file is format version 1, "
+                   "at qualities up to 90. With --no-detail and --no-deblock the file is format version 1, "
                    "which aecodec builds older than the detail layer read.")
 @with_shared
 def compress(inputs, quality, target_bpp, target_size, allow_large, effort, detail, deblock, output, out_dir, force,

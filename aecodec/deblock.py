@@ -16,9 +16,10 @@ above quality 90, where smoothing costs PSNR.
 
 It runs on the synthesis' float32 output, before rounding to 8 bits (rounding first leaves
 steps of a level that are themselves a grid in smooth areas). Its operations are IEEE
-elementwise ones, so it adds no difference between machines of its own. Boundaries are 16 pixels apart and each reads and writes only
-the 4 pixels on either side, so the order they are filtered in does not matter and an image
-can be filtered band by band (apply_rows) with the same result as whole (apply).
+elementwise ones, so it adds no difference between machines of its own. Boundaries are 16
+pixels apart and each reads and writes only the 4 pixels on either side, so the order they
+are filtered in does not matter and an image can be filtered band by band (apply_rows) with
+the same result as whole (apply).
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ THRESHOLDS = ((1, 16), (5, 16), (12, 12), (20, 8), (30, 6), (40, 5), (50, 4), (6
 
 
 def threshold(quality: float) -> int:
-    """The filter's threshold at a quality (1 ... 100); 0: no filter."""
+    """The filter's threshold at a quality (1 ... 100), rounded half up; 0: no filter."""
     qualities, values = zip(*THRESHOLDS)
     if quality > qualities[-1]:
         return 0
-    return int(round(float(np.interp(quality, qualities, values))))
+    return int(np.floor(np.interp(quality, qualities, values) + 0.5))
 
 
 def apply(pixels: np.ndarray, threshold: float) -> np.ndarray:

@@ -104,7 +104,7 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
 
 
 def perturb(rng: random.Random, values: np.ndarray) -> np.ndarray:
-    values = values.copy()
+    values = values.astype(np.int64)  # a copy, wide enough for the big values (decode_latent's may be narrow)
     flat = values.reshape(-1)
     big = (1 << 15, 1 << 20, (1 << 24) - 1, 1 << 24, 1 << 30, (1 << 34) - 1)
     for _ in range(rng.choice((1, 2, 5, len(flat)))):

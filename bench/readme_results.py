@@ -178,9 +178,10 @@ def detail_lines(results: dict, tuning: dict | None, graphics: dict | None) -> l
              "own file and adds **pixel corrections** (`aecodec/detail.py`, format version 2) in the 16×16 blocks "
              "and colour channels where they pay for their bits at the quality's own lambda, coded with the model's "
              "integer tables. Photographs at low and middle qualities get few or none; text, line art, UI and the "
-             "highest qualities get many. `--no-detail` (API: `detail=False`) leaves them out: a faster encode, "
-             "and a format version 1 file, which aecodec builds older than the layer read. Images above 2²⁴ pixels "
-             "get no detail layer, to bound the encoder's memory.", ""]
+             "highest qualities get many. `--no-detail` (API: `detail=False`) leaves them out: a faster encode. "
+             "With `--no-deblock` too (the deblocking filter, below), the file is format version 1, which aecodec "
+             "builds older than the layer read. Images above 2²⁴ pixels get no detail layer, to bound the encoder's "
+             "memory.", ""]
     if tuning:
         cells = ", ".join(f"{name}: {c['bd_rate_vs_none']['percent']:+.1f}% (top {c['psnr'][-1]:.2f} dB at "
                           f"{c['bpp'][-1]:.2f} bpp)" for name, c in tuning["curves"].items() if name != "none")
