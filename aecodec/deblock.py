@@ -34,6 +34,7 @@ from .tiling import regrouped
 PERIOD = 16  # the synthesis' block: the model's latent stride
 TAPS = 4  # pixels moved on each side of a boundary
 WEIGHTS = np.array([4, 3, 2, 1], np.float32) / 8  # shares of the excess moved, from the boundary outwards
+LOWEST, HIGHEST = np.float32(-1), np.float32(2)  # the synthesis output is bounded to this first (0 ... 1 is shown)
 
 # (quality, threshold in grey levels): linear in between, 0 above the last point. Read from
 # bench/results/deblock_tuning.json (25 training photos, never Kodak): near the threshold that gains
@@ -72,6 +73,10 @@ def apply_rows(bands: Iterable[np.ndarray], threshold: float,
     tail = None  # the last rows so far: filtered, but not yet across the boundary below them
     for band in regrouped(bands, PERIOD):  # each starts on a boundary
         start = time.perf_counter()
+        # A corrupt file's synthesis can give NaN, infinities or 1e38: bounded first (NaN to the lower
+        # bound, as to_uint8 does), the arithmetic below stays finite. No real picture comes near the bounds.
+        np.fmax(band, LOWEST, out=band)
+        np.fmin(band, HIGHEST, out=band)
         _filter(band, threshold, range(PERIOD, band.shape[1] - TAPS + 1, PERIOD))
         _filter(band.transpose(1, 0, 2), threshold, range(PERIOD, len(band) - TAPS + 1, PERIOD))
         if tail is not None and len(tail) == TAPS and len(band) >= TAPS:

@@ -1,6 +1,7 @@
 """The deblocking filter (aecodec/deblock.py): what it smooths, what it leaves, band by band as whole,
 and the flag that asks for it (issue 22, item 5)."""
 
+import warnings
 import zlib
 
 import numpy as np
@@ -38,6 +39,16 @@ def test_a_real_edge_on_a_boundary_is_left_alone():
     edge = np.full((32, 48, 3), 0.2, np.float32)
     edge[:, 16:] = 0.8  # 153 levels at the boundary: far above any threshold
     assert np.array_equal(deblock.apply(edge, deblock.threshold(1)), edge)
+
+
+def test_corrupt_values_stay_finite_and_warn_nothing():
+    """A hostile file's synthesis can give NaN, infinities and 1e38 (found by bench/fuzz_decoder.py)."""
+    wild = blocky_ramp(48, 48)
+    wild[5:9, 14:18] = np.array([np.nan, np.inf, -np.inf, 3e38], np.float32)[:, None, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filtered = deblock.apply(wild, 16)
+    assert np.isfinite(filtered).all() and filtered.min() > -1.1 and filtered.max() < 2.1  # moved by < threshold / 2
 
 
 def test_threshold_zero_changes_nothing_and_apply_does_not_touch_its_input():
