@@ -5,14 +5,13 @@
 For each quality, every photo's learned part (no detail layer) is synthesised as a decoder makes it,
 with the filter at each candidate threshold (0: none). Reported per threshold: the mean and worst change in
 PSNR-RGB, and the mean and worst metrics.grid_ratio, over the 8 photos the long run holds out for
-validation plus every 50th photo of the training set's manifest, and over bench.grid.smooth_images()
+validation (--photos, the run's listing) plus every 50th photo of the training set's manifest, and over bench.grid.smooth_images()
 (the synthetic ramp, glow and sky). deblock.THRESHOLDS is read from this table: at each quality the
 threshold that brings the grid down to about 1.10 without costing PSNR on average.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,21 +23,19 @@ from tqdm import tqdm
 from aecodec import transform
 from aecodec.codec import Codec
 from aecodec.metrics import grid_ratio, psnr
+from bench.detail_tuning import held_out_arguments, photo_paths
 from bench.grid import smooth_images
 
 TRAIN = Path("../shared/data/train")
-HELD_OUT_DEFAULT = ("bsds500/bsds_test_189013.jpg", "bsds500/bsds_test_206062.jpg", "bsds500/bsds_test_65084.jpg",
-                    "elementary/elem_7a032317_Ryan_Schroeder.png", "elementary/elem_95c88da9_Broto.png",
-                    "urban100/urban_img_084.png", "urban100/urban_img_098.png", "wiki/wiki_010.png")
 QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90)
 CANDIDATES = (0, 2, 4, 6, 8, 12, 16, 20, 24, 32)
 
 
-def photos(every: int) -> dict[str, np.ndarray]:
+def photos(held_out: list[Path], every: int) -> dict[str, np.ndarray]:
     """The held-out photos and every every-th photo of the manifest, as RGB arrays."""
     lines = (TRAIN / "MANIFEST.tsv").read_text().splitlines()[1:]
-    names = list(HELD_OUT_DEFAULT) + [line.split("\t")[0] for line in lines[::every]]
-    return {Path(name).stem: np.asarray(Image.open(TRAIN / name).convert("RGB")) for name in dict.fromkeys(names)}
+    paths = held_out + [TRAIN / line.split("\t")[0] for line in lines[::every]]
+    return {path.stem: np.asarray(Image.open(path).convert("RGB")) for path in paths}
 
 
 def scores(codec: Codec, latents: dict[str, tuple[np.ndarray, np.ndarray]], quality: int) -> dict[int, dict]:
@@ -60,13 +57,13 @@ def scores(codec: Codec, latents: dict[str, tuple[np.ndarray, np.ndarray]], qual
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = held_out_arguments(__doc__, "bench/results/deblock_tuning.json")
     parser.add_argument("--every", type=int, default=50, help="also every N-th photo of the manifest")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/deblock_tuning.json"))
     args = parser.parse_args()
-    codec = Codec()
+    codec = Codec(args.weights)
     sets = {name: {key: (rgb, transform.analyse(codec.model, rgb)) for key, rgb in pictures.items()}
-            for name, pictures in (("photos", photos(args.every)), ("smooth", smooth_images()))}
+            for name, pictures in (("photos", photos(photo_paths(args.photos), args.every)),
+                                   ("smooth", smooth_images()))}
     table = {}
     for quality in tqdm(QUALITIES, desc="qualities"):
         table[quality] = {name: scores(codec, pictures, quality) for name, pictures in sets.items()}

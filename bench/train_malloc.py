@@ -22,8 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-LIBRARIES = {"glibc": None, "tcmalloc": "libtcmalloc_minimal.so.4", "jemalloc": "libjemalloc.so.2"}
-FOLDER = Path("/usr/lib/x86_64-linux-gnu")
+from aecodec.train.malloc import LIBRARY, library_path
+
+LIBRARIES = {"glibc": None, "tcmalloc": LIBRARY, "jemalloc": "libjemalloc.so.2"}
 
 
 def time_steps(checkpoint: Path | None, steps: int, warmup: int = 10) -> dict:
@@ -74,10 +75,11 @@ def main() -> None:
     from aecodec.bench.runner import cpu_model
     results = {}
     for name, library in LIBRARIES.items():
-        if library and not (FOLDER / library).is_file():
-            results[name] = {"error": f"{FOLDER / library} is not installed"}
+        path = library_path(name=library) if library else None
+        if library and path is None:
+            results[name] = {"error": f"{library} is not installed"}
             continue
-        env = {**os.environ, **({"LD_PRELOAD": str(FOLDER / library)} if library else {})}
+        env = {**os.environ, **({"LD_PRELOAD": path} if path else {})}
         child = subprocess.run([sys.executable, "-m", "bench.train_malloc", "--child", "--checkpoint",
                                 str(args.checkpoint), "--steps", str(args.steps)],
                                env=env, capture_output=True, text=True, check=True)

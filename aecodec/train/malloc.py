@@ -21,10 +21,10 @@ SEARCHED = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib
 TRIED = "AECODEC_TCMALLOC_TRIED"  # set in the restarted process: never restart twice
 
 
-def library_path(folders: tuple[str, ...] = SEARCHED) -> str | None:
-    """Where tcmalloc is installed, or None."""
+def library_path(folders: tuple[str, ...] = SEARCHED, name: str = LIBRARY) -> str | None:
+    """Where tcmalloc (or another library by name) is installed, or None."""
     for folder in folders:
-        path = Path(folder) / LIBRARY
+        path = Path(folder) / name
         if path.is_file():
             return str(path)
     return None
