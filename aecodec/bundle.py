@@ -6,7 +6,8 @@ Layout of a bundle folder::
     analysis.onnx          image (1,3,H,W) in [0,1]  -> latent (1,M,H/16,W/16)
     hyper_analysis.onnx    gained latent             -> hyper-latent (1,N,H/64,W/64)
     synthesis.onnx         latent                    -> image (1,3,H,W)
-    tables.npz             gains, fixed-point hyper-synthesis, scale table, pmfs
+    tables.npz             gains, fixed-point hyper-synthesis, scale table, pmfs, and the
+                           integer checkerboard context where the model has one (context_*)
 
 The model id is the first 8 bytes of the SHA-256 of the four network and table
 files, so retraining can never reuse an id, and a file names exactly what decodes it.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .context import ContextLayers, IntegerLayer, check_context
 from .entropy import EntropyTables
 from .fixedpoint import OUTPUT_FRACTION_BITS, FixedConv, check_layers
 from .model_config import ModelConfig
@@ -60,6 +62,7 @@ class ModelBundle:
     scale_table: np.ndarray  # in the hyper-synthesis' output fixed point (probability.fixed_point)
     latent_tables: EntropyTables
     hyper_tables: EntropyTables  # one per hyper-latent channel
+    context: ContextLayers | None = None  # the checkerboard context (format version 3); None without one
 
     @property
     def levels(self) -> int:
@@ -125,7 +128,8 @@ def read_tables(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_tables(folder: str | Path, log_gain, log_inverse_gain, layers: list[FixedConv], scale_table,
-                 latent: tuple[list, np.ndarray], hyper: tuple[list, np.ndarray]) -> None:
+                 latent: tuple[list, np.ndarray], hyper: tuple[list, np.ndarray],
+                 context: ContextLayers | None = None) -> None:
     """tables.npz; latent and hyper are (pmfs, offsets) as probability.gaussian_tables makes them."""
     arrays = {
         "log_gain": np.asarray(log_gain, np.float64),
@@ -143,8 +147,31 @@ def write_tables(folder: str | Path, log_gain, log_inverse_gain, layers: list[Fi
         arrays[f"layer{i}_weight"] = layer.weight.astype(np.int16)  # WEIGHT_BITS fit
         arrays[f"layer{i}_bias"] = layer.bias
         arrays[f"layer{i}_multiplier"] = layer.multiplier
+    if context is not None:
+        for name in CONTEXT_LAYERS:
+            layer = getattr(context, name)
+            arrays[f"context_{name}_weight"] = layer.weight.astype(np.int16)  # WEIGHT_BITS fit
+            arrays[f"context_{name}_bias"] = layer.bias
+            arrays[f"context_{name}_multiplier"] = layer.multiplier
+            arrays[f"context_{name}_shift"] = layer.shift
+        arrays["context_level_bias"] = context.level_bias
+        arrays["context_scales"] = context.scales
     with open(Path(folder) / TABLES, "wb") as f:
         np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+CONTEXT_LAYERS = ("seen", "hidden", "out")
+
+
+def _context(t: dict) -> ContextLayers | None:
+    """The context layers of tables.npz, checked; None for a model without one."""
+    if "context_seen_weight" not in t:
+        return None
+    layers = [IntegerLayer(t[f"context_{name}_weight"].astype(np.int64), t[f"context_{name}_bias"],
+                           t[f"context_{name}_multiplier"], int(t[f"context_{name}_shift"])) for name in CONTEXT_LAYERS]
+    context = ContextLayers(*layers, t["context_level_bias"], t["context_scales"])
+    check_context(context)
+    return context
 
 
 def _split_tables(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -184,6 +211,7 @@ def _load_tables_and_card(folder: Path, model_id) -> ModelBundle:
         hyper_synthesis=layers, scale_table=fixed_point(t["scale_table"], OUTPUT_FRACTION_BITS),
         latent_tables=EntropyTables(_split_tables(t["latent_pmfs"], t["latent_lengths"]), t["latent_offsets"]),
         hyper_tables=EntropyTables(_split_tables(t["hyper_pmfs"], t["hyper_lengths"]), t["hyper_offsets"]),
+        context=_context(t),
     )
 
 

@@ -188,7 +188,8 @@ def with_shared(func):
 @click.option("--deblock/--no-deblock", default=True, show_default=True,
               help="Have the decoder smooth the faint 16-pixel grid the learned picture shows in smooth areas "
                    "at qualities up to 90. With --no-detail and --no-deblock the file is format version 1, "
-                   "which aecodec builds older than the detail layer read.")
+                   "which aecodec builds older than the detail layer read, unless the model has a checkerboard "
+                   "context: its files are always version 3, which needs this build or newer.")
 @with_shared
 def compress(inputs, quality, target_bpp, target_size, allow_large, effort, detail, deblock, output, out_dir, force,
              jobs, threads, fail_fast, weights):
@@ -498,9 +499,14 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
 @click.option("--widen-latent", default=None, type=int,
               help="With --resume or --init-weights: grow the latent to this many channels, keeping what the "
                    "model computes.")
+@click.option("--add-context", default=None, type=(click.IntRange(1, 1024), click.IntRange(1, 1024)),
+              metavar="CHANNELS HIDDEN",
+              help="With --resume or --init-weights: add a checkerboard context model (e.g. 128 224) whose last "
+                   "layer starts at zero, so training starts from exactly what the model computes. Its exported "
+                   "bundle writes format version 3.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
           bf16, compile_gdn, tcmalloc, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share,
-          level_balance, add_top_levels, widen_latent):
+          level_balance, add_top_levels, widen_latent, add_context):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -529,7 +535,8 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
                         channels=channels, latent_channels=latent_channels, threads=threads, device=device,
                         bf16=bf16, compile_gdn=compile_gdn, checkpoint_minutes=checkpoint_minutes,
                         ema_decay=ema_decay, lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
-                        add_top_levels=add_top_levels, widen_latent=widen_latent, level_balance=level_balance)
+                        add_top_levels=add_top_levels, widen_latent=widen_latent, level_balance=level_balance,
+                        add_context=add_context)
     click.echo(f"checkpoint: {path}", err=True)
 
 

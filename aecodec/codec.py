@@ -111,7 +111,7 @@ class Job:
         deblocking = deblock.threshold(coded.quality) if self.with_deblock else 0
         layer = detail_layer(self.model, source.rgb, coded, self.timings, deblocking) if self.with_detail else b""
         header = Header(source.layout, self.model.bundle.model_id, width, height, coded.quality,
-                        deblocked=deblocking > 0)
+                        deblocked=deblocking > 0, two_pass=self.model.bundle.context is not None)
         return container.pack(header, Streams(coded.hyper, coded.latent, self.alpha, source.icc or b"",
                                               source.exif or b"", layer))
 
@@ -219,7 +219,8 @@ class Codec:
         detail=False leaves out the detail layer: a faster encode, at the cost of fine detail at high
         qualities. deblock=False leaves the deblocking filter off at low qualities (a faint 16-pixel
         grid in smooth areas). With both off the file is format version 1, which aecodec builds older
-        than the detail layer read.
+        than the detail layer read, except for a model with a checkerboard context: its files are
+        always version 3.
         """
         request = Request.of(quality, target_bpp, target_size, effort)
         refiner = self.refiner() if request.iterations else None  # before any work: a missing torch fails at once

@@ -4,17 +4,18 @@ Standard library only: reading a header needs nothing else, and the paths
 that only read one (``aecodec info``, Pillow's ``Image.open``) load no ONNX
 Runtime, which tests/test_imports.py checks. All integers are little-endian.
 
-Format version 2 (version 1 is the same without flag bits 2 and 3 and the detail stream):
+Format version 3 (version 2 is the same with the latent stream of ``aecodec/entropy.py``; version 1 is
+version 2 without flag bits 2 and 3 and the detail stream):
 
 ======  =====  ==============================================================
 offset  bytes  field
 ======  =====  ==============================================================
 0       4      magic ``b"AEC\\x1a"``
-4       1      format version, ``1`` or ``2``
+4       1      format version, ``1``, ``2`` or ``3``
 5       1      colour layout: 0 RGB, 1 L (grey), 2 RGBA, 3 LA
 6       1      flags: bit 0 ICC profile present, bit 1 EXIF present,
                bit 2 detail layer present, bit 3 deblocking filter on
-               (both version 2 only); other bits must be zero
+               (both version 2 and 3 only); other bits must be zero
 7       8      model id: first 8 bytes of the SHA-256 of the weights
 15      4      width in pixels, 1 .. MAX_SIDE
 19      4      height in pixels, 1 .. MAX_SIDE
@@ -29,13 +30,16 @@ offset  bytes  field
 end-4   4      CRC32 of every byte before it
 ======  =====  ==============================================================
 
-The streams themselves are described in ``aecodec/entropy.py`` (hyper-latent
-and latent), ``aecodec/detail.py`` (detail) and ``docs/format.md`` (alpha: a
-PNG of the alpha plane).
+The streams themselves are described in ``aecodec/entropy.py`` (hyper-latent,
+and the latent of versions 1 and 2), ``aecodec/bandstream.py`` (the latent of
+version 3: two passes over a checkerboard, band by band), ``aecodec/detail.py``
+(detail) and ``docs/format.md`` (alpha: a PNG of the alpha plane).
 
-A file without a detail layer or the deblocking filter is written as version
-1, byte for byte what earlier builds wrote, so they can still read it; only a
-file that needs version 2 is written as version 2.
+Version 3 is the format of models with a checkerboard context (``aecodec/context.py``):
+every file of such a model is version 3. A file of a model without one, with no
+detail layer or deblocking filter, is written as version 1, byte for byte what
+earlier builds wrote, so they can still read it; only a file that needs version 2
+is written as version 2.
 """
 
 from __future__ import annotations
@@ -47,15 +51,15 @@ from dataclasses import dataclass, field
 from .quality import from_hundredths, to_hundredths
 
 MAGIC = b"AEC\x1a"
-VERSION = 2  # the newest version this build reads and writes
-READABLE = (1, 2)
+VERSION = 3  # the newest version this build reads and writes
+READABLE = (1, 2, 3)
 MAX_SIDE = 65535  # per side; the pixel count is capped separately
 MAX_PIXELS = 1 << 28
 LAYOUTS = ("RGB", "L", "RGBA", "LA")
 FLAG_ICC = 1
 FLAG_EXIF = 2
-FLAG_DETAIL = 4  # version 2
-FLAG_DEBLOCK = 8  # version 2: the decoder runs aecodec/deblock.py at the file's quality
+FLAG_DETAIL = 4  # versions 2 and 3
+FLAG_DEBLOCK = 8  # versions 2 and 3: the decoder runs aecodec/deblock.py at the file's quality
 
 _FIXED = struct.Struct("<4sBBB8sIIHII")
 _LENGTH = struct.Struct("<I")
@@ -75,6 +79,7 @@ class Header:
     quality: float
     version: int = VERSION
     deblocked: bool = False  # flag bit 3: the synthesis' output goes through the deblocking filter
+    two_pass: bool = False  # version 3: the latent is coded in two passes with the model's checkerboard context
 
     @property
     def has_alpha(self) -> bool:
@@ -114,7 +119,8 @@ def pack(header: Header, streams: Streams) -> bytes:
     quality = to_hundredths(header.quality)
     flags = ((FLAG_ICC if streams.icc else 0) | (FLAG_EXIF if streams.exif else 0)
              | (FLAG_DETAIL if streams.detail else 0) | (FLAG_DEBLOCK if header.deblocked else 0))
-    version = 2 if flags & (FLAG_DETAIL | FLAG_DEBLOCK) else 1  # the oldest that holds the file, for older readers
+    # The oldest version that holds the file, for older readers.
+    version = 3 if header.two_pass else 2 if flags & (FLAG_DETAIL | FLAG_DEBLOCK) else 1
     parts = [_FIXED.pack(MAGIC, version, LAYOUTS.index(header.layout), flags, header.model_id,
                          header.width, header.height, quality, len(streams.hyper), len(streams.latent))]
     optional = [s for s in (streams.alpha, streams.icc, streams.exif, streams.detail) if s]
@@ -147,7 +153,8 @@ def _read_fixed(data: bytes) -> tuple[Header, int, list[int], int]:
     except ValueError as error:
         raise FormatError(str(error)) from None
     check_dimensions(width, height)
-    header = Header(LAYOUTS[layout], model_id, width, height, quality, version, bool(flags & FLAG_DEBLOCK))
+    header = Header(LAYOUTS[layout], model_id, width, height, quality, version, bool(flags & FLAG_DEBLOCK),
+                    version == 3)
     optional = (int(header.has_alpha) + int(bool(flags & FLAG_ICC)) + int(bool(flags & FLAG_EXIF))
                 + int(bool(flags & FLAG_DETAIL)))
     offset = _FIXED.size + optional * _LENGTH.size

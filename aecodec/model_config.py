@@ -23,6 +23,10 @@ class ModelConfig:
     levels: int = 8  # rate levels with learned gains; quality interpolates between them
     lambda_min: float = 0.0018
     lambda_max: float = 0.18
+    # The checkerboard context (aecodec/refine_torch/checkerboard.py): channels of its 5x5 convolution over
+    # the decoded anchors and of its hidden 1x1 layer; 0 for a model without one (format versions 1 and 2).
+    context_channels: int = 0
+    context_hidden: int = 0
 
     def lambdas(self) -> list[float]:
         """Rate-distortion trade-off of each level, log-spaced from min to max."""

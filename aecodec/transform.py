@@ -13,7 +13,10 @@ A typical workflow looks like this::
 Encoding: analysis -> latent * gain(quality) -> hyper-analysis -> rounded hyper-latent -> exact
 integer hyper-synthesis -> (mean, scale index) -> residual = round(latent * gain - mean), coded
 with the table of its scale index. Decoding runs the same exact hyper-synthesis, so it picks the
-same tables, and synthesises (residual + mean) * inverse gain. Every function returns what it made;
+same tables, and synthesises (residual + mean) * inverse gain. A model with a checkerboard context
+(format version 3) codes the anchors that way first, then the other half with the mean and scale
+that the exact context network (aecodec/context.py) adds from the decoded anchors, band by band
+(aecodec/bandstream.py). Every function returns what it made;
 ``timings``, when given, collects the seconds of each stage for ``aecodec bench --speed``.
 """
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import container, deblock, detail, entropy, fixedpoint
+from . import bandstream, container, context, deblock, detail, entropy, fixedpoint, probability
 from .bundle import ModelBundle, load_bundle
 from .container import Container, FormatError, Header, Streams
 from .quality import level_of, row_at
@@ -95,6 +98,9 @@ class Learned:
     hyper_latent: np.ndarray  # int64 (N, h/4, w/4)
     residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it
     quality: float
+    # Version 3: what the context added to each non-anchor's mean, in the hyper-synthesis' fixed point
+    # (0 on the anchors), compact like the residual; None for files without a context.
+    mean_change: np.ndarray | None = None
 
 
 # -- pixels to streams ---------------------------------------------------------------------------
@@ -164,13 +170,14 @@ def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quali
     timings = timings or Timings()
     bundle = model.bundle
     hyper_latent = np.asarray(hyper_latent, dtype=np.int64)
+    if bundle.context is not None:
+        return code_two_pass(model, latent, hyper_latent, quality, scale, timings, rebuild)
     start = time.perf_counter()
     mean, scale_index = fixedpoint.entropy_parameters(bundle.hyper_synthesis, hyper_latent, bundle.scale_table,
                                                       model.matmul)
     timings.add("hyper_synthesis", start)
     start = time.perf_counter()
-    channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
-    hyper = entropy.encode(hyper_latent, channel, bundle.hyper_tables)
+    hyper = hyper_stream(model, hyper_latent)
     # The gained latent again rather than kept: for a large photo it is 100s of MB the hyper-synthesis needs.
     gained = latent * scale
     np.subtract(gained, mean, out=gained)
@@ -181,9 +188,94 @@ def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quali
     return Coded(hyper, coded, rebuilt, quality)
 
 
+def hyper_stream(model: Model, hyper_latent: np.ndarray) -> bytes:
+    """The hyper-latent stream: each channel with its own table."""
+    channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
+    return entropy.encode(hyper_latent, channel, model.bundle.hyper_tables)
+
+
+def code_two_pass(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quality: float,
+                  scale: np.ndarray | float, timings: Timings, rebuild: bool) -> Coded:
+    """code_given for a model with a checkerboard context: the version-3 latent stream."""
+    bundle = model.bundle
+    start = time.perf_counter()
+    mean_fixed, scale_fixed = np.split(fixedpoint.run_layers(bundle.hyper_synthesis, hyper_latent, model.matmul), 2)
+    timings.add("hyper_synthesis", start)
+    start = time.perf_counter()
+    hyper = hyper_stream(model, hyper_latent)
+    gained = latent * scale
+    residual = np.rint(gained - fixedpoint.to_mean(mean_fixed)).astype(np.int64)  # the anchors' are final
+    timings.add("entropy_coding", start)
+    start = time.perf_counter()
+    mean_fixed, scale_fixed = two_pass_fixed(model, mean_fixed, scale_fixed, residual, quality)
+    timings.add("context", start)
+    start = time.perf_counter()
+    mean = fixedpoint.to_mean(mean_fixed)
+    np.subtract(gained, mean, out=gained)
+    residual = np.rint(gained, out=gained).astype(np.int64)
+    stream = band_stream(model, residual, probability.scale_index(scale_fixed, bundle.scale_table))
+    timings.add("entropy_coding", start)
+    rebuilt = dequantised(mean, residual, inverse_gain(model, quality))[0] if rebuild else None
+    return Coded(hyper, stream, rebuilt, quality)
+
+
+def two_pass_fixed(model: Model, mean_fixed: np.ndarray, scale_fixed: np.ndarray, residual: np.ndarray,
+                   quality: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every element's fixed-point (mean, scale) from the hyper-synthesis' and the anchors' residual, over
+    the whole latent at once: each element's depends only on the anchors within context.REACH of it, so
+    these are the integers a decoder makes band by band (read_two_pass)."""
+    rows = residual.shape[1]
+    anchors = np.zeros((len(residual), rows + 2 * context.REACH, residual.shape[2]), np.int64)
+    anchors[:, context.REACH:context.REACH + rows] = context.anchor_input(residual, mean_fixed)
+    return context.two_pass_parameters(model.bundle.context, anchors, mean_fixed, scale_fixed, 0,
+                                       level_bias(model, quality), model.matmul)
+
+
+def band_stream(model: Model, residual: np.ndarray, scale_index: np.ndarray,
+                max_escape: int = entropy.MAX_ESCAPE) -> bytes:
+    """The version-3 latent stream of a residual and its scale indices (aecodec/bandstream.py)."""
+    rows, band_rows = residual.shape[1], bandstream.BAND_ROWS
+    blobs = []
+    for pass_, band in bandstream.stream_order(bandstream.band_count(rows, band_rows)):
+        top, bottom = bandstream.band_rows(band, band_rows, rows)
+        where = pass_positions(pass_, top, bottom, residual.shape[2])
+        blobs.append(entropy.encode(residual[:, top:bottom][:, where], scale_index[:, top:bottom][:, where],
+                                    model.bundle.latent_tables, max_escape))
+    return bandstream.pack(band_rows, blobs)
+
+
+def latent_stream(model: Model, hyper_latent: np.ndarray, residual: np.ndarray, quality: float,
+                  max_escape: int = entropy.MAX_ESCAPE) -> bytes:
+    """The latent stream that codes these integers, whatever they are (rewrite.py and the tests make
+    streams from changed integers with it): grouped by table over the whole latent (versions 1 and 2),
+    or in two passes band by band for a model with a context (version 3)."""
+    bundle = model.bundle
+    hyper_latent, residual = np.asarray(hyper_latent, np.int64), np.asarray(residual, np.int64)
+    mean_fixed, scale_fixed = np.split(fixedpoint.run_layers(bundle.hyper_synthesis, hyper_latent, model.matmul), 2)
+    if bundle.context is None:
+        return entropy.encode(residual, probability.scale_index(scale_fixed, bundle.scale_table),
+                              bundle.latent_tables, max_escape)
+    _, scale_fixed = two_pass_fixed(model, mean_fixed, scale_fixed, residual, quality)
+    return band_stream(model, residual, probability.scale_index(scale_fixed, bundle.scale_table), max_escape)
+
+
+def pass_positions(pass_: int, top: int, bottom: int, width: int) -> np.ndarray:
+    """(bottom - top, width) bool: the positions of rows [top, bottom) that a pass codes (0: anchors)."""
+    anchors = context.is_anchor(top, bottom - top, width)
+    return anchors if pass_ == 0 else ~anchors
+
+
+def level_bias(model: Model, quality: float) -> np.ndarray:
+    """The context's rate-level bias at a quality, from the header's integer hundredths."""
+    bundle = model.bundle
+    return context.level_bias(bundle.context, context.quality_units(quality), bundle.levels,
+                              bundle.extrapolated_levels)
+
+
 def file_of(model: Model, coded: Coded, height: int, width: int) -> bytes:
     """An RGB .aec file of the learned part alone: no detail layer, no alpha, ICC or EXIF."""
-    header = Header("RGB", model.bundle.model_id, width, height, coded.quality)
+    header = Header("RGB", model.bundle.model_id, width, height, coded.quality,
+                    two_pass=model.bundle.context is not None)
     return container.pack(header, Streams(coded.hyper, coded.latent))
 
 
@@ -204,8 +296,70 @@ def pixels_of(model: Model, coded: Coded, height: int, width: int, timings: Timi
 
 def read(model: Model, header: Header, streams: Streams, timings: Timings | None = None) -> Learned:
     """The integers of a file's learned part (FormatError on a corrupt stream)."""
+    has_context = model.bundle.context is not None
+    if header.two_pass != has_context:
+        raise FormatError(f"format version {header.version} file names model {model.bundle.model_id.hex()}, "
+                          + ("which has no checkerboard context: its files are version 1 or 2" if not has_context
+                             else "which has a checkerboard context: its files are version 3"))
     hyper_latent = read_hyper_latent(model, header, streams, timings)
+    if has_context:
+        return read_two_pass(model, header, streams, hyper_latent, timings)
     return Learned(hyper_latent, compact(read_residual(model, streams, hyper_latent, timings)), header.quality)
+
+
+def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: np.ndarray,
+                  timings: Timings | None = None) -> Learned:
+    """The integers of a version-3 file, its latent stream decoded in stream order, band by band: the
+    hyper-synthesis' outputs are made for a band when its anchors come, and dropped after the band
+    below has its second pass."""
+    timings = timings or Timings()
+    bundle = model.bundle
+    up = fixedpoint.upsampling(bundle.hyper_synthesis)
+    channels, rows, width = bundle.config.latent_channels, hyper_latent.shape[1] * up, hyper_latent.shape[2] * up
+    try:
+        band_rows, blobs = bandstream.unpack(streams.latent, rows)
+    except bandstream.StreamError as error:
+        raise FormatError(str(error)) from None
+    residual = np.zeros((channels, rows, width), np.int32)
+    mean_change = np.zeros((channels, rows, width), np.int64)
+    bias = level_bias(model, header.quality)
+    fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # band -> its (mean, scale) from the hyper-synthesis
+    for (pass_, band), blob in zip(bandstream.stream_order(bandstream.band_count(rows, band_rows)), blobs):
+        top, bottom = bandstream.band_rows(band, band_rows, rows)
+        start = time.perf_counter()
+        if pass_ == 0:
+            fixed[band] = tuple(np.split(fixedpoint.output_rows(bundle.hyper_synthesis, hyper_latent, top, bottom,
+                                                                model.matmul), 2))
+            timings.add("hyper_synthesis", start)
+            scale_fixed = fixed[band][1]
+        else:
+            anchors = anchor_window(residual, fixed, band_rows, top - context.REACH, bottom + context.REACH)
+            mean_fixed, scale_fixed = context.two_pass_parameters(bundle.context, anchors, *fixed[band], top, bias,
+                                                                  model.matmul)
+            mean_change[:, top:bottom] = mean_fixed - fixed[band][0]
+            fixed.pop(band - 1, None)
+            timings.add("context", start)
+        start = time.perf_counter()
+        where = pass_positions(pass_, top, bottom, width)
+        scale_index = probability.scale_index(scale_fixed[:, where], bundle.scale_table)
+        values = _entropy_decoded(blob, scale_index, bundle.latent_tables, f"latent stream, band {band} pass {pass_}")
+        residual[:, top:bottom][:, where] = values.reshape(channels, -1)
+        timings.add("entropy_coding" if pass_ == 0 else "entropy_coding_second_pass", start)
+    return Learned(hyper_latent, compact(residual), header.quality, compact(mean_change))
+
+
+def anchor_window(residual: np.ndarray, fixed: dict, band_rows: int, first: int, stop: int) -> np.ndarray:
+    """context.anchor_input for latent rows [first, stop), zero outside the latent: from the decoded
+    residual and the hyper-synthesis' means of the bands that hold those rows (fixed, by band)."""
+    channels, rows, width = residual.shape
+    window = np.zeros((channels, stop - first, width), np.int64)
+    top, bottom = max(first, 0), min(stop, rows)
+    for band in range(top // band_rows, (bottom - 1) // band_rows + 1):
+        band_top = band * band_rows
+        low, high = max(band_top, top), min(band_top + band_rows, bottom)
+        window[:, low - first:high - first] = context.anchor_input(
+            residual[:, low:high], fixed[band][0][:, low - band_top:high - band_top])
+    return window
 
 
 def read_hyper_latent(model: Model, header: Header, streams: Streams,
@@ -248,9 +402,12 @@ def _entropy_decoded(blob: bytes, table_index: np.ndarray, tables: entropy.Entro
         raise FormatError(f"{stream}: {error}") from None
 
 
-def latent_mean(model: Model, hyper_latent: np.ndarray, top: int, bottom: int) -> np.ndarray:
-    """The means of latent rows [top, bottom), float64 (M, bottom - top, W): entropy_parameters' exactly."""
-    fixed = fixedpoint.output_rows(model.hyper_halves[0], hyper_latent, top, bottom, model.matmul)
+def latent_mean(model: Model, learned: Learned, top: int, bottom: int) -> np.ndarray:
+    """The means of latent rows [top, bottom), float64 (M, bottom - top, W): the encoder's exactly (the
+    hyper-synthesis', plus the context's change where the file has one)."""
+    fixed = fixedpoint.output_rows(model.hyper_halves[0], learned.hyper_latent, top, bottom, model.matmul)
+    if learned.mean_change is not None:
+        fixed += learned.mean_change[:, top:bottom]
     return fixedpoint.to_mean(fixed)
 
 
@@ -260,7 +417,7 @@ def decode_latent(model: Model, parsed: Container,
     that determinism is judged on. Decoding itself (decoded_rows) makes the same numbers band by band."""
     learned = read(model, parsed.header, parsed.streams, timings)
     rows = learned.residual.shape[1]
-    return learned.hyper_latent, latent_mean(model, learned.hyper_latent, 0, rows), learned.residual.astype(np.int64)
+    return learned.hyper_latent, latent_mean(model, learned, 0, rows), learned.residual.astype(np.int64)
 
 
 def read_detail(model: Model, header: Header, streams: Streams,
@@ -292,7 +449,7 @@ def decoded_rows(model: Model, learned: Learned, height: int, width: int, correc
 
     def latent_rows(top: int, bottom: int) -> np.ndarray:
         start = time.perf_counter()
-        latent = dequantised(latent_mean(model, learned.hyper_latent, top, bottom), learned.residual[:, top:bottom],
+        latent = dequantised(latent_mean(model, learned, top, bottom), learned.residual[:, top:bottom],
                              scale)
         timings.add("hyper_synthesis", start)
         return latent

@@ -6,7 +6,8 @@ A typical run looks like this::
     python -m bench.fuzz_decoder --replay 1234 --seed 0             # one case again, with its traceback
 
 Seed files are tiny (16x16 and a few odd layouts) and made with the test model in
-tests/data/tiny_weights, so one case costs a few milliseconds. Every case draws its
+tests/data/tiny_weights (and, for format version 3, the same model with a checkerboard
+context, tests/data/tiny_context_weights), so one case costs a few milliseconds. Every case draws its
 own random generator from (seed, index), so any finding replays alone. Most raw
 mutations would only ever reach the CRC check, so three cases in four get their CRC
 recomputed, and the structure-aware mutators rewrite one stream (or the decoded
@@ -39,6 +40,7 @@ from aecodec.rewrite import fix_crc, join_streams, restream, split_streams  # sh
 ROOT = Path(__file__).resolve().parents[1]
 
 WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
+CONTEXT_WEIGHTS = ROOT / "tests" / "data" / "tiny_context_weights"  # version-3 seeds: names starting "context"
 MAX_DECODED_PIXELS = 1 << 20  # larger declared sizes are valid and merely slow: counted, not decoded
 SLOW_SECONDS = 2.0
 HANG_SECONDS = 120  # faulthandler dumps every thread's stack and exits if one case takes this long
@@ -47,10 +49,11 @@ FIELDS = {"version": (4, "B"), "layout": (5, "B"), "flags": (6, "B"), "width": (
           "quality": (23, "H"), "hyper_len": (25, "I"), "latent_len": (29, "I"), "optional_len": (33, "I")}
 
 
-def seed_files(codec: Codec) -> dict[str, bytes]:
+def seed_files(codec: Codec, context_codec: Codec) -> dict[str, bytes]:
     """Valid files covering every layout, the optional streams, odd sizes, a 2x2 hyper-latent grid, the
     detail layer (format version 2) on a noisy picture and on lines, and the deblocking flag (version 2);
-    the rest are version 1 files."""
+    the rest are version 1 files, but for the context_* files of context_codec's model: version 3, with
+    two bands in one and a detail layer in another."""
     from PIL import Image, ImageCms
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:80, 0:72]
@@ -77,6 +80,9 @@ def seed_files(codec: Codec) -> dict[str, bytes]:
         "detail80x72": codec.compress(rgb, quality=95),
         "detail_lines80x24": codec.compress(lines, quality=90),
         "deblocked80x72": codec.compress(rgb, quality=15, detail=False),
+        "context_rgb16": context_codec.compress(rgb[:16, :16], quality=50, **v1),
+        "context_bands560x16": context_codec.compress(np.tile(rgb[:80, :16], (7, 1, 1)), quality=30, **v1),
+        "context_detail80x72": context_codec.compress(rgb, quality=95),
     }
 
 
@@ -180,8 +186,8 @@ def run_case(codec: Codec, data: bytes) -> tuple[str, str | None]:
 
 
 def fuzz(cases: int, seed: int, seconds: float | None, start: int = 0, step: int = 1) -> dict:
-    codec = Codec(WEIGHTS, threads=1)
-    seeds = seed_files(codec)
+    plain, with_context = Codec(WEIGHTS, threads=1), Codec(CONTEXT_WEIGHTS, threads=1)
+    seeds = seed_files(plain, with_context)
     names = sorted(seeds)
     outcomes, mutators, findings, slow = Counter(), Counter(), [], []
     began, done = time.perf_counter(), 0
@@ -190,6 +196,7 @@ def fuzz(cases: int, seed: int, seconds: float | None, start: int = 0, step: int
             break
         rng = random.Random(seed * 1_000_003 + index)
         name = names[index % len(names)]
+        codec = with_context if name.startswith("context") else plain
         mutator, data = mutate(rng, codec, seeds[name])
         faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
         t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from aecodec.rewrite import UNLIMITED_ESCAPE, fix_crc, join_streams, restream, s
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_WEIGHTS = ROOT / "tests" / "data" / "tiny_weights"
+TINY_CONTEXT_WEIGHTS = ROOT / "tests" / "data" / "tiny_context_weights"  # with a checkerboard context: version 3
 TINY = ["--weights", str(TINY_WEIGHTS)]  # the CLI option that selects the tiny test model
 SHARED = ROOT.parent / "shared"
 KODAK = SHARED / "data" / "kodak"

@@ -146,7 +146,7 @@ def test_only_training_imports_training_and_the_refinement_stays_below_the_codec
 LAYERS = [
     {"quality", "model_config", "probability", "tiling", "pngstream", "limits", "files", "extras", "metrics",
      "onnxwire"},
-    {"container", "entropy", "fixedpoint", "detail", "deblock"},
+    {"container", "entropy", "fixedpoint", "context", "bandstream", "detail", "deblock"},
     {"bundle", "networks", "exactgemm", "graphs", "imageio"},
     {"transform"},
     {"ratecontrol", "effort", "detail_choice", "refine_torch"},

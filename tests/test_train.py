@@ -8,6 +8,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from aecodec import container  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
 from aecodec.model_config import ModelConfig  # noqa: E402
 from aecodec.train.config import TrainConfig  # noqa: E402
@@ -367,3 +368,29 @@ def test_cli_compiles_the_gdn_layers_for_bf16_on_a_cpu_only(monkeypatch, photos,
     for bf16, compile_gdn in ((True, None), (False, None), (True, False), (False, True)):
         cli_support.run_training(bf16=bf16, compile_gdn=compile_gdn, **common)
     assert seen == [True, False, False, True]
+
+
+def test_an_added_context_computes_what_the_model_did_then_trains_and_exports(photos, tmp_path):
+    """--add-context: the last layer starts at zero, so the first step is the old model exactly; training
+    resumes with Adam's old moments in place, and export writes a bundle whose files are format version 3."""
+    from aecodec.train.widen import with_context
+    path = train(replace(config(photos, 2), ema_decay=0.9), TINY, tmp_path / "run")
+    checkpoint = load_checkpoint(path)
+    grown = with_context(checkpoint, 6, 10)
+    before, after = (model_from_checkpoint(c).eval() for c in (checkpoint, grown))
+    x = torch.from_numpy(photo_like(64, 64, seed=5).transpose(2, 0, 1).copy()).float()[None] / 255
+    level = torch.tensor([1.5])
+    with torch.no_grad():
+        old, new = before(x, level, noise=False), after(x, level, noise=False)
+    assert torch.equal(old["x_hat"], new["x_hat"])
+    assert all(torch.equal(a, b) for a, b in zip(old["likelihoods"], new["likelihoods"]))
+    with pytest.raises(ValueError, match="already has a context"):
+        with_context(grown, 6, 10)
+    save_checkpoint(tmp_path / "context.ckpt", grown)
+    resumed = load_checkpoint(train(replace(config(photos, 4), ema_decay=0.9), None, tmp_path / "run",
+                                    resume=load_checkpoint(tmp_path / "context.ckpt")))
+    assert resumed.step == 4 and resumed.model["context.out.weight"].abs().sum() > 0  # the context learns
+    export(tmp_path / "run" / "last.ckpt", tmp_path / "bundle", calibration_dir=photos)
+    codec = Codec(tmp_path / "bundle")
+    data = codec.compress(photo_like(40, 56, seed=6), quality=50)
+    assert container.read_header(data).version == 3 and codec.decompress(data).size == (56, 40)

@@ -13,7 +13,10 @@ import numpy as np
 
 from aecodec.bench.runner import environment, peak_rss_mb, timed
 
-STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "synthesis", "deblocking", "detail")
+# context and entropy_coding_second_pass: the second pass of format version 3 (a model with a checkerboard context)
+STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "entropy_coding", "context", "entropy_coding_second_pass",
+          "synthesis", "deblocking", "detail")
+SECOND_PASS = ("context", "entropy_coding_second_pass")
 
 
 def _timed_call(fn, *args) -> tuple[float, dict, object]:
@@ -127,6 +130,10 @@ def speed_table(report: dict) -> list[str]:
             lines.append(f"| {stage} | {'' if c is None else f'{c:.1f}'} | {'' if d is None else f'{d:.1f}'} |")
     if "model_load_ms" in report:
         lines += ["", f"Loading the model (once per process, not in the rows above): {report['model_load_ms']:.0f} ms."]
+    second_pass = sum(report["decompress"].get(stage, 0.0) for stage in SECOND_PASS)
+    if second_pass:
+        lines += ["", f"The second pass (the context network and its entropy decoding) takes {second_pass:.1f} ms, "
+                      f"{100 * second_pass / report['decompress']['total']:.1f}% of the decompress."]
     return lines
 
 

@@ -4,8 +4,8 @@ A typical use looks like this::
 
     model = model_from_bundle(load_bundle("weights/main"))
 
-The ONNX transforms come back exactly, the hyper-synthesis from its integer form
-(exact up to its 12-bit weight rounding), and the gains without the rows export
+The ONNX transforms come back exactly, the hyper-synthesis and the checkerboard context
+from their integer forms (exact up to the rounding of their weights), and the gains without the rows export
 extrapolated. The factorized prior is stored only as integer pmfs, so it is left
 as initialised: the refinement prices the hyper-latent with the pmfs themselves,
 and training refits the prior to them (aecodec/train/recover.py).
@@ -21,6 +21,7 @@ import torch
 from onnx import numpy_helper
 
 from ..bundle import ModelBundle
+from ..context import float_context
 from ..fixedpoint import OUTPUT_FRACTION_BITS, FixedConv
 from .model import HyperpriorModel
 
@@ -76,6 +77,10 @@ def model_from_bundle(bundle: ModelBundle) -> HyperpriorModel:
     for name in ("analysis", "hyper_analysis", "synthesis"):
         load_onnx_weights(getattr(model, name), bundle.network_path(name))
     _load_hyper_synthesis(model, bundle.hyper_synthesis)
+    if bundle.context is not None:  # from its integer form, exact up to the rounding of its weights
+        state = {name: torch.from_numpy(np.asarray(value, np.float32)) for name, value in
+                 float_context(bundle.context).items()}
+        model.context.load_state_dict({**state, "taps": model.context.taps})
     extra = bundle.extrapolated_levels
     with torch.no_grad():
         model.log_gain.copy_(torch.from_numpy(bundle.log_gain[extra:]))

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..model_config import ModelConfig
 from ..probability import SCALE_MIN  # the entropy tables' smallest scale bounds the predictions too
+from .checkerboard import CheckerboardContext, two_pass
 
 LIKELIHOOD_MIN = 1e-9
 
@@ -182,6 +183,10 @@ class HyperpriorModel(nn.Module):
         self.log_gain = nn.Parameter(init[:, None].repeat(1, m).clone())
         self.log_inverse_gain = nn.Parameter(-init[:, None].repeat(1, m).clone())
         self.register_buffer("log_lambda", log_lambda)
+        # Registered last, so that its parameters come after the rest in parameters(): Adam's state of a
+        # checkpoint without a context keeps its positions (aecodec/train/widen.py, with_context).
+        self.context = (CheckerboardContext(m, levels, config.context_channels, config.context_hidden)
+                        if config.context_channels else None)
 
     def interpolate(self, table: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of rows of table (levels, ...) at fractional level (B,)."""
@@ -213,6 +218,9 @@ class HyperpriorModel(nn.Module):
         with autocast:
             params = self.hyper_synthesis(round_ste(hyper_latent))
         mean, scale = params.float().chunk(2, dim=1)
+        if self.context is not None:  # the non-anchors' mean and scale from the decoded anchors
+            level_bias = self.interpolate(self.context.level_bias, level)
+            mean, scale = two_pass(self.context, round_ste(latent - mean) + mean, mean, scale, level_bias)
         latent_likelihood = gaussian_likelihood(quantize(latent - mean, noise), scale)
         latent_hat = round_ste(latent - mean) + mean
         with autocast:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from ..bundle import ModelBundle
 from ..entropy import EntropyTables, symbol_bits
 from ..quality import level_of, rate_tradeoff, row_at
+from .checkerboard import anchor_mask, two_pass
 from .from_bundle import model_from_bundle
 from .model import gaussian_likelihood
 from .precision import fast_bf16_cpu
@@ -132,6 +133,9 @@ class Refiner:
         self.synthesis = model.synthesis.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.hyper_synthesis = model.hyper_synthesis.to(self.device).eval().requires_grad_(False)
         self.hyper_bits = HyperTableBits(bundle.hyper_tables, self.device)
+        # The checkerboard context (format version 3): the rate is the two-pass rate the file will cost.
+        self.model = model
+        self.context = None if model.context is None else model.context.to(self.device).eval().requires_grad_(False)
 
     # -- the loss --------------------------------------------------------------------------
 
@@ -176,13 +180,24 @@ class Refiner:
     def latent_bits(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return -torch.log2(gaussian_likelihood(residual, scale)).sum()
 
+    def coded_residual(self, latent: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, problem: dict,
+                       rounding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(residual, mean, scale) as the file codes them: with a context, the anchors' residual from the
+        hyperprior's mean, then the others' from the mean the context reads off the decoded anchors.
+        rounding is torch.round, or the relaxation at this iteration."""
+        residual = rounding(latent - mean)
+        if self.context is None:
+            return residual, mean, scale
+        mean, scale = two_pass(self.context, residual + mean, mean, scale, problem["level_bias"])
+        anchors = anchor_mask(*latent.shape[2:], latent.device)
+        return residual * anchors + rounding(latent - mean) * (1 - anchors), mean, scale
+
     @torch.no_grad()
     def rounded_loss(self, latent: torch.Tensor, hyper_latent: torch.Tensor, problem: dict
                      ) -> tuple[float, torch.Tensor, torch.Tensor]:
         """(loss, latent_hat, integer hyper-latent) of the rounded latents: what would be sent."""
         hyper_int = torch.round(hyper_latent)
-        mean, scale = self.entropy_parameters(hyper_int)
-        residual = torch.round(latent - mean)
+        residual, mean, scale = self.coded_residual(latent, *self.entropy_parameters(hyper_int), problem, torch.round)
         bits = self.latent_bits(residual, scale) + self.hyper_bits(hyper_int)
         latent_hat = residual + mean
         error, _ = self.squared_error(latent_hat, problem["target"], problem["inverse_gain"], None)
@@ -204,7 +219,11 @@ class Refiner:
         device = self.device
         inverse_gain = np.exp(row_at(self.bundle.log_inverse_gain, level_of(quality, self.bundle.levels)))
         pixels = rgb.shape[0] * rgb.shape[1]
+        level = torch.tensor([level_of(quality, self.bundle.levels) - self.bundle.extrapolated_levels])
         return {
+            # the context's rate-level bias, interpolated as training does (the codec's integers follow it)
+            "level_bias": None if self.context is None else self.model.interpolate(
+                self.context.level_bias, level.to(device)).float(),
             "target": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(device)[None].float() / 255,
             "inverse_gain": torch.tensor(inverse_gain, dtype=torch.float32, device=device)[None, :, None, None],
             "pixels": pixels,
@@ -232,8 +251,8 @@ class Refiner:
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * (1 - (1 - settings.final_lr_share) * iteration / iterations)
             z_soft = relax(z, tau, generator)
-            mean, scale = self.entropy_parameters(z_soft)
-            residual = relax(y - mean, tau, generator)
+            residual, mean, scale = self.coded_residual(y, *self.entropy_parameters(z_soft), problem,
+                                                        lambda x: relax(x, tau, generator))
             latent_hat = residual + mean
             _, gradient = self.squared_error(latent_hat, problem["target"], problem["inverse_gain"],
                                              problem["distortion_weight"])

@@ -14,7 +14,7 @@ from .config import TrainConfig
 from .data import file_list_sha256, list_images, split_validation
 from .levels import with_extra_top_levels
 from .loop import train
-from .widen import with_wider_latent
+from .widen import with_context, with_wider_latent
 
 
 def with_data_record(config: TrainConfig, checkpoint: Checkpoint | None) -> TrainConfig:
@@ -26,7 +26,8 @@ def with_data_record(config: TrainConfig, checkpoint: Checkpoint | None) -> Trai
 
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
                  bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
-                 add_top_levels=0, widen_latent=None, level_balance=None, compile_gdn=None) -> Path:
+                 add_top_levels=0, widen_latent=None, level_balance=None, compile_gdn=None,
+                 add_context=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
@@ -34,11 +35,13 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
     if compile_gdn is None:  # where it was measured to pay (aecodec/train/compiled.py)
         compile_gdn = bf16 and device == "cpu"
     checkpoint = load_checkpoint(resume) if resume else None  # read once, here, and handed to train()
-    if (add_top_levels or widen_latent) and checkpoint is None:
-        raise ValueError("--add-top-levels and --widen-latent change a trained model: "
+    if (add_top_levels or widen_latent or add_context) and checkpoint is None:
+        raise ValueError("--add-top-levels, --widen-latent and --add-context change a trained model: "
                          "give --resume or --init-weights")
     if widen_latent:
         checkpoint = with_wider_latent(checkpoint, widen_latent)
+    if add_context:
+        checkpoint = with_context(checkpoint, *add_context)
     if add_top_levels:
         checkpoint = with_extra_top_levels(checkpoint, add_top_levels)
     config = checkpoint.train_config if checkpoint is not None else TrainConfig()

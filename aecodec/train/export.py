@@ -26,7 +26,9 @@ from torch import nn
 
 from .. import probability
 from ..bundle import HASHED_FILES, HYPER_STRIDE, MANIFEST, model_id_of, write_card, write_tables
+from ..context import ContextLayers, quantize_context
 from ..fixedpoint import quantize_layers
+from ..refine_torch.checkerboard import anchor_mask
 from ..refine_torch.model import FactorizedPrior, HyperpriorModel, SimplifiedGDN
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from .data import held_out_photos, list_images, load_photo
@@ -85,6 +87,32 @@ def calibration_hyper_latents(model: HyperpriorModel, photos: list[np.ndarray]) 
             gain, _ = model.gains(torch.tensor([float(level)]))
             latents.append(torch.round(model.hyper_analysis(y * gain))[0].double().numpy())
     return latents
+
+
+@torch.no_grad()
+def context_layers(model: HyperpriorModel, photos: list[np.ndarray]) -> ContextLayers | None:
+    """The model's checkerboard context in integers (aecodec/context.py), its activation ranges taken from
+    the calibration photos at CALIBRATION_LEVELS levels, as the codec will feed it; None without one."""
+    context = model.context
+    if context is None:
+        return None
+    seen_peak = hidden_peak = 0.0
+    for photo in photos:
+        x = torch.from_numpy(centre_crop(photo, VALIDATION_SIDE).transpose(2, 0, 1).copy()).float()[None] / 255
+        y = model.analysis(x)
+        for level in np.linspace(0, model.config.levels - 1, CALIBRATION_LEVELS):
+            level = torch.tensor([float(level)])
+            latent = y * model.gains(level)[0]
+            mean, scale = model.hyper_synthesis(torch.round(model.hyper_analysis(latent))).chunk(2, dim=1)
+            anchors = anchor_mask(*latent.shape[2:])
+            seen = context.seen((torch.round(latent - mean) + mean) * anchors)
+            hidden = torch.relu(context.hidden(torch.cat([seen, mean, scale], 1))
+                                + model.interpolate(context.level_bias, level)[:, :, None, None])
+            rest = anchors == 0
+            seen_peak = max(seen_peak, float(seen.abs().mul(rest).max()))
+            hidden_peak = max(hidden_peak, float(hidden.mul(rest).max()))
+    state = {name: value.double().numpy() for name, value in context.state_dict().items() if name != "taps"}
+    return quantize_context(state, seen_peak, hidden_peak)
 
 
 def extrapolate_gains(log_gain: np.ndarray, extra: int) -> np.ndarray:
@@ -175,11 +203,12 @@ def write_bundle(out: Path, checkpoint: Checkpoint, calibration_dir: str | Path,
     log_gain = extrapolate_gains(model.log_gain.double().numpy(), extrapolated_levels)
     log_inverse_gain = extrapolate_gains(model.log_inverse_gain.double().numpy(), extrapolated_levels)
     write_tables(out, log_gain, log_inverse_gain, layers, scale_table, probability.gaussian_tables(scale_table),
-                 hyper_tables(model.hyper_prior, cfg.channels))
+                 hyper_tables(model.hyper_prior, cfg.channels), context_layers(model, photos))
     model_id = model_id_of(out)
     card = {
         "format": "aecodec-weights", "version": 1, "model_id": model_id.hex(),
-        "architecture": "variable-rate mean-scale hyperprior (gain units), simplified GDN, sub-pixel synthesis",
+        "architecture": "variable-rate mean-scale hyperprior (gain units), simplified GDN, sub-pixel synthesis"
+                        + (", checkerboard context" if model.context is not None else ""),
         "model_config": cfg.to_dict(), "train_config": checkpoint.train_config.to_dict(),
         "training_steps": checkpoint.step, "pixels_seen": checkpoint.pixels_seen,
         "training_seconds": round(checkpoint.seconds_trained),

@@ -103,3 +103,24 @@ def with_wider_latent(checkpoint: Checkpoint, latent_channels: int, seed: int = 
         changed = {i for i, name in enumerate(names) if checkpoint.model[name].shape != model[name].shape}
         optimizer = {**optimizer, "state": {i: s for i, s in optimizer["state"].items() if i not in changed}}
     return replace(checkpoint, model_config=new_config, model=model, ema_model=average, optimizer=optimizer)
+
+
+def with_context(checkpoint: Checkpoint, channels: int, hidden: int, seed: int = 0) -> Checkpoint:
+    """A copy of checkpoint whose model gains a checkerboard context (aecodec/refine_torch/checkerboard.py)
+    of channels and hidden width. Its last layer is zero, so the model computes exactly what it did;
+    the model and its average get the same new weights, and Adam starts their moments afresh."""
+    config = checkpoint.model_config
+    if config.context_channels:
+        raise ValueError(f"the model already has a context of {config.context_channels} channels")
+    new_config = ModelConfig(**{**config.to_dict(), "context_channels": channels, "context_hidden": hidden})
+    torch.manual_seed(seed)
+    context_state = {f"context.{name}": value for name, value in HyperpriorModel(new_config).context.state_dict().items()}
+    model = {**checkpoint.model, **context_state}
+    average = None if checkpoint.ema_model is None else {**checkpoint.ema_model, **context_state}
+    optimizer = checkpoint.optimizer
+    if optimizer is not None:
+        # The context's parameters come last in model.parameters(): new positions, no state yet.
+        count = sum(1 for _ in HyperpriorModel(new_config).parameters())
+        (group,) = optimizer["param_groups"]
+        optimizer = {**optimizer, "param_groups": [{**group, "params": list(range(count))}]}
+    return replace(checkpoint, model_config=new_config, model=model, ema_model=average, optimizer=optimizer)

@@ -4,7 +4,8 @@
 
 Run it only when the format or the entropy coding changes on purpose (and then
 bump container.VERSION): the point of these files is that nothing else changes them.
-They are coded with the tiny test model in tests/data/tiny_weights.
+They are coded with the tiny test model in tests/data/tiny_weights, and the version-3 files with
+the same model given a checkerboard context, tests/data/tiny_context_weights.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 from aecodec import container, detail, transform  # noqa: E402
 from aecodec.bench.graphics import text_on_blue  # noqa: E402
 from aecodec.codec import Codec  # noqa: E402
-from helpers import TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: E402
+from helpers import TINY_CONTEXT_WEIGHTS, TINY_WEIGHTS, photo_like, restream, symbols_digest  # noqa: E402
 
 
 def sources(codec: Codec) -> dict[str, bytes]:
@@ -54,10 +55,23 @@ def sources(codec: Codec) -> dict[str, bytes]:
     }
 
 
+def context_sources(codec: Codec) -> dict[str, bytes]:
+    """Version 3: files of the tiny model with a checkerboard context, one of two bands, one with a detail
+    layer and the deblocking filter."""
+    return {
+        "context_rgb_47x33_q50": codec.compress(photo_like(33, 47, seed=25), quality=50, detail=False, deblock=False),
+        "context_bands_24x600_q30": codec.compress(photo_like(600, 24, seed=26), quality=30, detail=False),
+        "context_detail_64x48_q95": codec.compress(text_on_blue()[:48, :64], quality=95),
+    }
+
+
 def main() -> None:
-    codec = Codec(TINY_WEIGHTS, threads=1)
+    plain = Codec(TINY_WEIGHTS, threads=1)
+    with_context = Codec(TINY_CONTEXT_WEIGHTS, threads=1)
     expected = {}
-    for name, data in sources(codec).items():
+    files = [(name, data, plain) for name, data in sources(plain).items()]
+    files += [(name, data, with_context) for name, data in context_sources(with_context).items()]
+    for name, data, codec in files:
         (HERE / f"{name}.aec").write_bytes(data)
         parsed = container.unpack(data)
         hyper, _, residual = transform.decode_latent(codec.model, parsed)
@@ -66,6 +80,7 @@ def main() -> None:
         expected[name] = {
             "layout": header.layout, "width": header.width, "height": header.height, "quality": header.quality,
             "deblocked": header.deblocked, "model_id": header.model_id.hex(), "streams": parsed.stream_sizes,
+            "weights": codec.bundle.folder.name, "version": header.version,
             "hyper_latent": {"shape": list(hyper.shape), "sha256": symbols_digest(hyper)},
             "residual": {"shape": list(residual.shape), "sha256": symbols_digest(residual)},
         }
