@@ -1,4 +1,8 @@
-"""Decoding must choose the same probabilities on every machine: tests (a)-(c) of the codec issue."""
+"""Decoding must choose the same probabilities on every machine: tests (a)-(c) of the codec issue.
+
+Each runs for the tiny model (format versions 1 and 2) and for the tiny model with a checkerboard
+context (version 3), whose second pass must pick the same means and tables everywhere too.
+"""
 
 import numpy as np
 import pytest
@@ -6,7 +10,12 @@ import pytest
 from aecodec import container, transform
 from aecodec.codec import Codec
 from aecodec.networks import Networks
-from helpers import photo_like
+from helpers import TINY_CONTEXT_WEIGHTS, TINY_WEIGHTS, photo_like
+
+
+@pytest.fixture(scope="module", params=[TINY_WEIGHTS, TINY_CONTEXT_WEIGHTS], ids=["v1-v2", "v3-context"])
+def tiny_weights(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +24,10 @@ def encoded(tiny_weights):
     return Codec(tiny_weights, threads=1).compress(rgb, quality=60)
 
 
-def symbols(codec: Codec, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    hyper_latent, _, residual = transform.decode_latent(codec.model, container.unpack(data))
-    return hyper_latent, residual
+def symbols(codec: Codec, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What every decoder must agree on: the hyper-latent, the means (the context's changes included),
+    the residual."""
+    return transform.decode_latent(codec.model, container.unpack(data))
 
 
 def jitter_float_networks(monkeypatch, seed: int) -> None:
