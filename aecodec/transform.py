@@ -98,9 +98,10 @@ class Learned:
     hyper_latent: np.ndarray  # int64 (N, h/4, w/4)
     residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it
     quality: float
-    # Version 3: what the context added to each non-anchor's mean, in the hyper-synthesis' fixed point
-    # (0 on the anchors), compact like the residual; None for files without a context.
-    mean_change: np.ndarray | None = None
+    # Version 3: every element's mean in the hyper-synthesis' fixed point, the context's change included,
+    # compact like the residual (int32 where it holds them), made while decoding the passes; None for files
+    # without a context, whose means are made again band by band from the hyper-latent.
+    mean_fixed: np.ndarray | None = None
 
 
 # -- pixels to streams ---------------------------------------------------------------------------
@@ -321,7 +322,7 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
     except bandstream.StreamError as error:
         raise FormatError(str(error)) from None
     residual = np.zeros((channels, rows, width), np.int32)
-    mean_change = np.zeros((channels, rows, width), np.int64)
+    means = np.zeros((channels, rows, width), np.int64)
     bias = level_bias(model, header.quality)
     fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # band -> its (mean, scale) from the hyper-synthesis
     for (pass_, band), blob in zip(bandstream.stream_order(bandstream.band_count(rows, band_rows)), blobs):
@@ -336,7 +337,7 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
             anchors = anchor_window(residual, fixed, band_rows, top - context.REACH, bottom + context.REACH)
             mean_fixed, scale_fixed = context.two_pass_parameters(bundle.context, anchors, *fixed[band], top, bias,
                                                                   model.matmul)
-            mean_change[:, top:bottom] = mean_fixed - fixed[band][0]
+            means[:, top:bottom] = mean_fixed
             fixed.pop(band - 1, None)
             timings.add("context", start)
         start = time.perf_counter()
@@ -345,7 +346,7 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
         values = _entropy_decoded(blob, scale_index, bundle.latent_tables, f"latent stream, band {band} pass {pass_}")
         residual[:, top:bottom][:, where] = values.reshape(channels, -1)
         timings.add("entropy_coding" if pass_ == 0 else "entropy_coding_second_pass", start)
-    return Learned(hyper_latent, compact(residual), header.quality, compact(mean_change))
+    return Learned(hyper_latent, compact(residual), header.quality, compact(means))
 
 
 def anchor_window(residual: np.ndarray, fixed: dict, band_rows: int, first: int, stop: int) -> np.ndarray:
@@ -405,10 +406,10 @@ def _entropy_decoded(blob: bytes, table_index: np.ndarray, tables: entropy.Entro
 def latent_mean(model: Model, learned: Learned, top: int, bottom: int) -> np.ndarray:
     """The means of latent rows [top, bottom), float64 (M, bottom - top, W): the encoder's exactly (the
     hyper-synthesis', plus the context's change where the file has one)."""
-    fixed = fixedpoint.output_rows(model.hyper_halves[0], learned.hyper_latent, top, bottom, model.matmul)
-    if learned.mean_change is not None:
-        fixed += learned.mean_change[:, top:bottom]
-    return fixedpoint.to_mean(fixed)
+    if learned.mean_fixed is not None:
+        return fixedpoint.to_mean(learned.mean_fixed[:, top:bottom])
+    return fixedpoint.to_mean(fixedpoint.output_rows(model.hyper_halves[0], learned.hyper_latent, top, bottom,
+                                                     model.matmul))
 
 
 def decode_latent(model: Model, parsed: Container,
