@@ -504,9 +504,12 @@ def _bench_speed(codec, load_ms, inputs, out, threads, repeats):
               help="With --resume or --init-weights: add a checkerboard context model (e.g. 128 224) whose last "
                    "layer starts at zero, so training starts from exactly what the model computes. Its exported "
                    "bundle writes format version 3.")
+@click.option("--context-lr-scale", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Train the checkerboard context at this multiple of --lr (default 1, or the checkpoint's): "
+                   "a context just added learns from nothing beside a nearly settled model.")
 def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channels, latent_channels, threads, device,
           bf16, compile_gdn, tcmalloc, checkpoint_minutes, ema_decay, lr_decay_fraction, synthetic_share,
-          level_balance, add_top_levels, widen_latent, add_context):
+          level_balance, add_top_levels, widen_latent, add_context, context_lr_scale):
     """Train the model (needs the 'train' extra: torch).
 
     \b
@@ -536,7 +539,7 @@ def train(data, out, minutes, resume, init_weights, lr, batch_size, crop, channe
                         bf16=bf16, compile_gdn=compile_gdn, checkpoint_minutes=checkpoint_minutes,
                         ema_decay=ema_decay, lr_decay_fraction=lr_decay_fraction, synthetic_share=synthetic_share,
                         add_top_levels=add_top_levels, widen_latent=widen_latent, level_balance=level_balance,
-                        add_context=add_context)
+                        add_context=add_context, context_lr_scale=context_lr_scale)
     click.echo(f"checkpoint: {path}", err=True)
 
 

@@ -31,6 +31,12 @@ The moving averages are compared at four levels by BD-rate (PSNR) against base, 
 of bench/grid.py's smooth pictures at the two lowest levels.
 The context's weights pass between the stages in --context-weights, outside the repository.
 --whiteness only measures how much the anchors could tell a non-anchor (see whiteness()).
+
+--ablation measures a checkpoint whose model has its own context (the long run since step 193,329,
+aecodec train --add-context): bits and PSNR at the four levels with its context and with the context
+left out (the non-anchors then take the hyperprior's mean and scale), and the BD-rate between them. It
+says what the context does in that model; it is not an equal-pixel comparison of training with and
+without one (stage two is).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aecodec.metrics import bd_rate, grid_ratio
+from aecodec.refine_torch.checkerboard import CheckerboardContext, anchor_mask
 from aecodec.refine_torch.model import HyperpriorModel, gaussian_likelihood, quantize, round_ste
 from aecodec.refine_torch.precision import fast_bf16_cpu
 from aecodec.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -61,36 +68,6 @@ from bench.grid import as_batch, as_picture, smooth_images
 EVAL_LEVELS = (0.0, 3.5, 7.0)  # the lowest, middle and highest trained lambda of the shipped model
 JOINT_LEVELS = (0.0, 7 / 3, 14 / 3, 7.0)  # four points for a BD-rate between the arms
 GRID_WEIGHT = 0.5  # the grid arm's weight on boundary_step_error beside the MSE
-
-
-def anchor_mask(height: int, width: int, device) -> torch.Tensor:
-    """(1, 1, height, width): 1 where (row + column) is even, the half coded first."""
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
-    return ((rows + cols) % 2 == 0).float()[None, None]
-
-
-class CheckerboardContext(nn.Module):
-    """Mean and scale of the non-anchor half from the decoded anchors and the hyperprior's own."""
-
-    def __init__(self, latent_channels: int, levels: int, context: int = 128, hidden: int = 224):
-        super().__init__()
-        self.context = nn.Conv2d(latent_channels, context, 5, padding=2)
-        taps = torch.arange(5)
-        # A non-anchor's neighbours at an odd offset sum are anchors: 12 of the 25 taps.
-        self.register_buffer("taps", (((taps[:, None] + taps[None, :]) % 2) == 1).float()[None, None])
-        self.hidden = nn.Conv2d(context + 2 * latent_channels, hidden, 1)
-        self.level_bias = nn.Parameter(torch.zeros(levels, hidden))
-        self.out = nn.Conv2d(hidden, 2 * latent_channels, 1)
-        nn.init.zeros_(self.out.weight)  # step 0 predicts exactly the hyperprior's mean and scale
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, anchors: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
-                level_bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        seen = F.conv2d(anchors, self.context.weight * self.taps, self.context.bias, padding=2)
-        hidden = F.relu(self.hidden(torch.cat([seen, mean, scale], 1)) + level_bias[:, :, None, None])
-        mean_change, scale_change = self.out(hidden).chunk(2, 1)
-        return mean + mean_change, scale + scale_change
 
 
 def frozen_parts(model: HyperpriorModel, x: torch.Tensor, level: torch.Tensor, bf16: bool):
@@ -352,6 +329,23 @@ def joint(args, checkpoint, photos, training) -> None:
     print(json.dumps(result, indent=1))
 
 
+def ablation(args, checkpoint, model: HyperpriorModel, photos: list[np.ndarray]) -> None:
+    """The checkpoint's model with its context and without it, at JOINT_LEVELS, on the held-out photos."""
+    if model.context is None:
+        raise SystemExit(f"{args.checkpoint} has no context: --ablation measures one that has")
+    with_context, without = measure(model, model.context, photos), measure(model, None, photos)
+    result = {"checkpoint_step": checkpoint.step, "checkpoint_pixels": checkpoint.pixels_seen,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "held_out": len(photos), "with_context": with_context, "without_context": without,
+              "bd_rate_with_vs_without_percent": bd_rate([r["bpp"] for r in without], [r["psnr"] for r in without],
+                                                         [r["bpp"] for r in with_context],
+                                                         [r["psnr"] for r in with_context]).percent,
+              "rate_change_percent": [100 * (a["bpp"] / b["bpp"] - 1) for a, b in zip(with_context, without)]}
+    path = args.out.with_name(args.out.stem + "_ablation.json")
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=Path("runs/main/last.ckpt"))
@@ -368,6 +362,8 @@ def main() -> None:
                         help="stage two: train base and context arms together for this many steps each, "
                              "starting from the context stage one saved beside --out")
     parser.add_argument("--lr-joint", type=float, default=1e-4)
+    parser.add_argument("--ablation", action="store_true",
+                        help="measure the checkpoint's own context against leaving it out (writes *_ablation.json)")
     parser.add_argument("--whiteness", action="store_true",
                         help="only measure how much the anchors could tell (writes *_whiteness.json)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
@@ -387,6 +383,9 @@ def main() -> None:
     photos = [p for p in photos if p is not None]
     if args.joint_steps:
         joint(args, checkpoint, photos, training)
+        return
+    if args.ablation:
+        ablation(args, checkpoint, model, photos)
         return
     if args.whiteness:
         rows = whiteness(model, photos)

@@ -33,7 +33,7 @@ from aecodec.train.checkpoint import Checkpoint, load_checkpoint, rng_state
 from aecodec.train.config import TrainConfig
 from aecodec.train.data import list_images, split_validation
 from aecodec.train.distributed import Ranks
-from aecodec.train.loop import Run, learning_rate, step_losses, train_step
+from aecodec.train.loop import Run, learning_rate, parameter_groups, step_losses, train_step
 
 from .gpu_crops import DeviceCrops
 from .gpu_limits import TARGET_GIGAPIXELS, MiB, needed_rate
@@ -107,7 +107,7 @@ class Trainer:
             model.load_state_dict(start.model)
         model = model.to(device, memory_format=torch.channels_last)
         average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay > 0 else None
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=cuda)
+        optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, fused=cuda)
         step = start.step if start else 0
         # run.rng goes unused here: crops and levels come from self.generator, on the device.
         self.run = Run(model, optimizer, np.random.default_rng([config.seed, step]), Ranks(), device, average,

@@ -387,9 +387,11 @@ def test_an_added_context_computes_what_the_model_did_then_trains_and_exports(ph
     with pytest.raises(ValueError, match="already has a context"):
         with_context(grown, 6, 10)
     save_checkpoint(tmp_path / "context.ckpt", grown)
-    resumed = load_checkpoint(train(replace(config(photos, 4), ema_decay=0.9), None, tmp_path / "run",
-                                    resume=load_checkpoint(tmp_path / "context.ckpt")))
+    resumed = load_checkpoint(train(replace(config(photos, 4), ema_decay=0.9, context_lr_scale=5.0), None,
+                                    tmp_path / "run", resume=load_checkpoint(tmp_path / "context.ckpt")))
     assert resumed.step == 4 and resumed.model["context.out.weight"].abs().sum() > 0  # the context learns
+    model_group, context_group = resumed.optimizer["param_groups"]  # the one group of before, split
+    assert context_group["lr"] == 5 * model_group["lr"] and len(context_group["params"]) == 7
     export(tmp_path / "run" / "last.ckpt", tmp_path / "bundle", calibration_dir=photos)
     codec = Codec(tmp_path / "bundle")
     data = codec.compress(photo_like(40, 56, seed=6), quality=50)

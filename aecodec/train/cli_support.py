@@ -27,7 +27,7 @@ def with_data_record(config: TrainConfig, checkpoint: Checkpoint | None) -> Trai
 def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_channels, threads, device,
                  bf16, checkpoint_minutes, ema_decay=None, lr_decay_fraction=None, synthetic_share=None,
                  add_top_levels=0, widen_latent=None, level_balance=None, compile_gdn=None,
-                 add_context=None) -> Path:
+                 add_context=None, context_lr_scale=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but torch sees no GPU")
     if bf16 is None:
@@ -53,7 +53,7 @@ def run_training(data, out, minutes, resume, lr, batch, crop, channels, latent_c
                "validate_minutes": TrainConfig.validate_minutes}
     optional = {"lr": lr, "batch": batch, "crop": crop, "ema_decay": ema_decay,
                 "lr_decay_fraction": lr_decay_fraction, "synthetic_share": synthetic_share,
-                "level_balance": level_balance}
+                "level_balance": level_balance, "context_lr_scale": context_lr_scale}
     changes.update({k: v for k, v in optional.items() if v is not None})
     config = with_data_record(replace(config, **changes), checkpoint)
     model_config = None if checkpoint is not None else ModelConfig(channels=channels, latent_channels=latent_channels)

@@ -35,6 +35,9 @@ class TrainConfig:
     # >0 weighs each crop's loss by (lambda / the lambda range's geometric middle) ** -level_balance. A crop's
     # loss grows about as sqrt(lambda), so the top rates otherwise outweigh the bottom ~15 to 1; 0.5 evens them.
     level_balance: float = 0.0
+    # The checkerboard context's learning rate as a multiple of lr: a context added to a trained model starts
+    # from nothing beside weights that are nearly settled (aecodec/train/widen.py, with_context).
+    context_lr_scale: float = 1.0
     extra: dict = field(default_factory=dict)  # records kept beside the run: scripts/gpu_train.py's windows
 
     def to_dict(self) -> dict:

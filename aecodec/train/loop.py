@@ -136,7 +136,7 @@ def start_run(config: TrainConfig, model_config: ModelConfig, resume: Checkpoint
     """A fresh model, or the resumed one; the order of the random draws here is part of an exact resume."""
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = HyperpriorModel(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr)
     rng = distributed.seed_rank(config.seed, ranks)  # each rank its own crops and rounding noise
     run = Run(model, optimizer, rng, ranks, device)
     if resume is not None:
@@ -149,15 +149,43 @@ def start_run(config: TrainConfig, model_config: ModelConfig, resume: Checkpoint
     return run
 
 
+def parameter_groups(model: HyperpriorModel, config: TrainConfig) -> list[dict]:
+    """Adam's parameter groups: the model, then its checkerboard context (if any) at context_lr_scale times
+    the learning rate. The context's parameters come last in model.parameters(), so the positions are the
+    same as in one group."""
+    context = [] if model.context is None else list(model.context.parameters())
+    chosen = {id(p) for p in context}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in chosen], "lr_scale": 1.0}]
+    if context:
+        groups.append({"params": context, "lr_scale": config.context_lr_scale})
+    return groups
+
+
+def regrouped(state: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An Adam state_dict with the parameter groups of optimizer: a checkpoint from before the context had
+    its own group keeps one, whose positions run on into the new groups in the same order."""
+    saved = state["param_groups"]
+    if len(saved) == len(optimizer.param_groups):
+        return state
+    positions = [i for group in saved for i in group["params"]]
+    groups, start = [], 0
+    for group in optimizer.param_groups:
+        count = len(group["params"])
+        groups.append({**saved[0], "params": positions[start:start + count], "lr_scale": group["lr_scale"]})
+        start += count
+    return {**state, "param_groups": groups}
+
+
 def restore(run: Run, checkpoint: Checkpoint, config: TrainConfig) -> None:
     """Weights, Adam's moments, counters and this rank's random state, as the checkpoint left them."""
     run.model.load_state_dict(checkpoint.model)
     if checkpoint.optimizer is not None:  # a GPU window may bring back no Adam moments
         # Adam would keep, and update in place, the checkpoint's own tensors: copy them, so the
         # caller's checkpoint stays as it was (bench/train_ablation.py starts several runs from one).
-        run.optimizer.load_state_dict(copy.deepcopy(checkpoint.optimizer))
-    for group in run.optimizer.param_groups:
-        group["lr"] = config.lr  # the new run's learning rate wins
+        run.optimizer.load_state_dict(regrouped(copy.deepcopy(checkpoint.optimizer), run.optimizer))
+    for group, wanted in zip(run.optimizer.param_groups, parameter_groups(run.model, config)):
+        group["lr"] = config.lr * wanted["lr_scale"]  # the new run's learning rates win
+        group["lr_scale"] = wanted["lr_scale"]
     run.step, run.pixels_seen, run.seconds_trained = checkpoint.step, checkpoint.pixels_seen, checkpoint.seconds_trained
     saved = distributed.saved_rng(checkpoint.rng, run.ranks)
     if saved is not None:
@@ -232,7 +260,7 @@ def train_step(run: Run, losses: Losses, batch: tuple[torch.Tensor, torch.Tensor
     from and in whether losses is compiled.
     """
     for group in run.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     x, level = batch
     metrics = losses(x, level)
     run.optimizer.zero_grad(set_to_none=True)
