@@ -321,8 +321,10 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
         band_rows, blobs = bandstream.unpack(streams.latent, rows)
     except bandstream.StreamError as error:
         raise FormatError(str(error)) from None
-    residual = np.zeros((channels, rows, width), np.int32)
-    means = np.zeros((channels, rows, width), np.int64)
+    # Held whole for the synthesis, so as narrow as their values allow: int16 and int32 unless a band
+    # needs more (widen_for), 6 bytes per latent element.
+    residual = np.zeros((channels, rows, width), np.int16)
+    means = np.zeros((channels, rows, width), np.int32)
     bias = level_bias(model, header.quality)
     fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # band -> its (mean, scale) from the hyper-synthesis
     for (pass_, band), blob in zip(bandstream.stream_order(bandstream.band_count(rows, band_rows)), blobs):
@@ -337,6 +339,7 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
             anchors = anchor_window(residual, fixed, band_rows, top - context.REACH, bottom + context.REACH)
             mean_fixed, scale_fixed = context.two_pass_parameters(bundle.context, anchors, *fixed[band], top, bias,
                                                                   model.matmul)
+            means = widen_for(means, mean_fixed)
             means[:, top:bottom] = mean_fixed
             fixed.pop(band - 1, None)
             timings.add("context", start)
@@ -344,9 +347,18 @@ def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: 
         where = pass_positions(pass_, top, bottom, width)
         scale_index = probability.scale_index(scale_fixed[:, where], bundle.scale_table)
         values = _entropy_decoded(blob, scale_index, bundle.latent_tables, f"latent stream, band {band} pass {pass_}")
+        residual = widen_for(residual, values)
         residual[:, top:bottom][:, where] = values.reshape(channels, -1)
         timings.add("entropy_coding" if pass_ == 0 else "entropy_coding_second_pass", start)
-    return Learned(hyper_latent, compact(residual), header.quality, compact(means))
+    return Learned(hyper_latent, residual, header.quality, means)
+
+
+def widen_for(array: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """array, or a copy of it as int64 where values do not fit its integer type (crafted files)."""
+    bounds = np.iinfo(array.dtype)
+    if values.size and (values.min() < bounds.min or values.max() > bounds.max):
+        return array.astype(np.int64)
+    return array
 
 
 def anchor_window(residual: np.ndarray, fixed: dict, band_rows: int, first: int, stop: int) -> np.ndarray:
