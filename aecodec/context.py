@@ -169,32 +169,38 @@ def two_pass_parameters(layers: ContextLayers, anchors: np.ndarray, mean: np.nda
 
     Each non-anchor's changes depend on its own inputs alone, so any grouping of them gives the same
     integers. They are taken in blocks of rows, and within a block by row parity: the non-anchors of
-    every other row then sit in every other column, and each tap's inputs are one strided slice.
+    every other row then sit in every other column, and each tap's inputs are one strided slice; both
+    parities of a block go through the network in one product per layer.
     """
     channels, rows, width = mean.shape
     padded = np.zeros((channels, rows + 2 * REACH, width + 2 * REACH))  # float64: the products' operands
-    padded[:, :, REACH:REACH + width] = anchors
-    padded[:, :, REACH:REACH + width] *= is_anchor(top - REACH, rows + 2 * REACH, width)
+    padded[:, :, REACH:REACH + width] = anchors  # every tap of a non-anchor falls on an anchor (odd offset)
     mean, scale = mean.astype(np.int64), scale.astype(np.int64)
     block = max(2, -(-2 * CHUNK_POSITIONS // max(width, 1)) // 2 * 2)
     for first in range(0, rows, block):
         stop = min(first + block, rows)
+        # The block's two row parities, each a strided grid of non-anchors: (rows, columns) slices and shape.
+        grids = []
         for row in range(first, min(first + 2, stop)):
             column = (top + row + 1) % 2  # the row's first non-anchor
-            count_rows, count_columns = len(range(row, stop, 2)), len(range(column, width, 2))
-            if not count_columns:
-                continue
-            gathered = np.empty((len(TAPS), channels, count_rows, count_columns))
+            shape = (channels, len(range(row, stop, 2)), len(range(column, width, 2)))
+            if shape[2]:
+                grids.append((row, column, shape))
+        sizes = [shape[1] * shape[2] for _, _, shape in grids]
+        gathered = np.empty((len(TAPS), channels, sum(sizes)))
+        own_mean, own_scale = (np.empty((channels, sum(sizes)), np.int64) for _ in range(2))
+        for (row, column, shape), offset, size in zip(grids, np.cumsum([0] + sizes), sizes):
             for k, (dy, dx) in enumerate(TAPS):
                 y, x = row + REACH + dy, column + REACH + dx
-                gathered[k] = padded[:, y:y + 2 * count_rows - 1:2, x:x + 2 * count_columns - 1:2]
-            rows_here, columns_here = slice(row, stop, 2), slice(column, width, 2)
-            change = changes(layers, gathered.reshape(len(TAPS) * channels, -1),
-                             to_input(mean[:, rows_here, columns_here]).reshape(channels, -1),
-                             to_input(scale[:, rows_here, columns_here]).reshape(channels, -1), bias, matmul)
-            shape = (channels, count_rows, count_columns)
-            mean[:, rows_here, columns_here] += change[:channels].reshape(shape)
-            scale[:, rows_here, columns_here] += change[channels:].reshape(shape)
+                gathered[k, :, offset:offset + size] = padded[:, y:y + 2 * shape[1] - 1:2,
+                                                              x:x + 2 * shape[2] - 1:2].reshape(channels, size)
+            own_mean[:, offset:offset + size] = mean[:, row:stop:2, column::2].reshape(channels, size)
+            own_scale[:, offset:offset + size] = scale[:, row:stop:2, column::2].reshape(channels, size)
+        change = changes(layers, gathered.reshape(len(TAPS) * channels, -1), to_input(own_mean), to_input(own_scale),
+                         bias, matmul)
+        for (row, column, shape), offset, size in zip(grids, np.cumsum([0] + sizes), sizes):
+            mean[:, row:stop:2, column::2] += change[:channels, offset:offset + size].reshape(shape)
+            scale[:, row:stop:2, column::2] += change[channels:, offset:offset + size].reshape(shape)
     return mean, scale
 
 
