@@ -96,11 +96,11 @@ class Learned:
     """The learned part of a file, read: its integers, the hyper-latent's means to be made band by band."""
 
     hyper_latent: np.ndarray  # int64 (N, h/4, w/4)
-    residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it
+    residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it (int64 for crafted values)
     quality: float
-    # Version 3: every element's mean in the hyper-synthesis' fixed point, the context's change included,
-    # compact like the residual (int32 where it holds them), made while decoding the passes; None for files
-    # without a context, whose means are made again band by band from the hyper-latent.
+    # Version 3: every element's mean in the hyper-synthesis' fixed point, the context's change included
+    # (int32 unless a crafted file needs int64), made while decoding the passes; None for files without a
+    # context, whose means are made again band by band from the hyper-latent.
     mean_fixed: np.ndarray | None = None
 
 
