@@ -74,7 +74,9 @@ def speed_lines(speed: dict) -> list[str]:
     env = speed["environment"]
     return [f"Compress and decompress of a {speed['image']} image (Kodak kodim23, quality {speed['quality']}), "
             f"median of {speed['repeats']} runs, {env['threads']} threads, {env['cpu']}, "
-            f"onnxruntime {env['onnxruntime']}, model loaded once:", "", *speed_table(speed)]
+            f"onnxruntime {env['onnxruntime']}, "
+            + (f"model {speed['model']} (format version {speed['format_version']}), " if "model" in speed else "")
+            + "model loaded once:", "", *speed_table(speed)]
 
 
 def large_lines(large: dict) -> list[str]:

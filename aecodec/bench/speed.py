@@ -101,6 +101,7 @@ def measure_speed(codec, rgb: np.ndarray, quality: float = 75, repeats: int = 5,
         row["megapixels_per_second"] = rgb.shape[0] * rgb.shape[1] / 1e6 / (row["total"] / 1000)
         report[name] = {k: round(v, 2) for k, v in row.items()}
     report["bytes"] = len(data)
+    report["model"], report["format_version"] = codec.bundle.model_id.hex(), data[4]  # the header's version byte
     if source is not None:
         report["file_io"] = measure_file_io(Path(source), data, image, repeats)
         report["command_line"] = measure_command_line(data, codec.bundle.folder, threads, repeats)
