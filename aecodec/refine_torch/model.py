@@ -159,6 +159,15 @@ def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Te
     return lower_bound(upper - lower, LIKELIHOOD_MIN)
 
 
+def interpolate_rows(table: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of the rows of table (levels, ...) at fractional levels (B,), clamped to its rows."""
+    levels = len(table)
+    level = level.clamp(0, levels - 1)
+    low = level.floor().long().clamp(max=levels - 2)
+    frac = (level - low.to(level.dtype)).view(-1, *([1] * (table.dim() - 1)))
+    return table[low] * (1 - frac) + table[low + 1] * frac
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
@@ -190,10 +199,7 @@ class HyperpriorModel(nn.Module):
 
     def interpolate(self, table: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of rows of table (levels, ...) at fractional level (B,)."""
-        level = level.clamp(0, self.config.levels - 1)
-        low = level.floor().long().clamp(max=self.config.levels - 2)
-        frac = (level - low.to(level.dtype)).view(-1, *([1] * (table.dim() - 1)))
-        return table[low] * (1 - frac) + table[low + 1] * frac
+        return interpolate_rows(table, level)
 
     def lambdas(self, level: torch.Tensor) -> torch.Tensor:
         return torch.exp(self.interpolate(self.log_lambda, level))

@@ -38,7 +38,7 @@ from ..entropy import EntropyTables, symbol_bits
 from ..quality import level_of, rate_tradeoff, row_at
 from .checkerboard import anchor_mask, two_pass
 from .from_bundle import model_from_bundle
-from .model import gaussian_likelihood
+from .model import gaussian_likelihood, interpolate_rows
 from .precision import fast_bf16_cpu
 from .rounding import RELAXATIONS, temperature
 
@@ -134,7 +134,6 @@ class Refiner:
         self.hyper_synthesis = model.hyper_synthesis.to(self.device).eval().requires_grad_(False)
         self.hyper_bits = HyperTableBits(bundle.hyper_tables, self.device)
         # The checkerboard context (format version 3): the rate is the two-pass rate the file will cost.
-        self.model = model
         self.context = None if model.context is None else model.context.to(self.device).eval().requires_grad_(False)
 
     # -- the loss --------------------------------------------------------------------------
@@ -222,7 +221,7 @@ class Refiner:
         level = torch.tensor([level_of(quality, self.bundle.levels) - self.bundle.extrapolated_levels])
         return {
             # the context's rate-level bias, interpolated as training does (the codec's integers follow it)
-            "level_bias": None if self.context is None else self.model.interpolate(
+            "level_bias": None if self.context is None else interpolate_rows(
                 self.context.level_bias, level.to(device)).float(),
             "target": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(device)[None].float() / 255,
             "inverse_gain": torch.tensor(inverse_gain, dtype=torch.float32, device=device)[None, :, None, None],
