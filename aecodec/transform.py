@@ -92,16 +92,29 @@ class Coded:
 
 
 @dataclass(frozen=True)
+class Passes:
+    """A version-3 latent stream, split into its passes: decoded_bands decodes them band by band."""
+
+    band_rows: int  # latent rows per band
+    blobs: list  # the passes' entropy-coded streams, in stream order (bandstream.stream_order)
+    shape: tuple  # (M, rows, width) of the latent
+
+
+@dataclass(frozen=True)
 class Learned:
     """The learned part of a file, read: its integers, the hyper-latent's means to be made band by band."""
 
     hyper_latent: np.ndarray  # int64 (N, h/4, w/4)
-    residual: np.ndarray  # (M, h, w), int16 or int32 where they hold it (int64 for crafted values)
+    # (M, h, w), int16 or int32 where they hold it (int64 for crafted values); None for version 3, whose
+    # residual is decoded band by band, as the synthesis needs it, from passes
+    residual: np.ndarray | None
     quality: float
-    # Version 3: every element's mean in the hyper-synthesis' fixed point, the context's change included
-    # (int32 unless a crafted file needs int64), made while decoding the passes; None for files without a
-    # context, whose means are made again band by band from the hyper-latent.
-    mean_fixed: np.ndarray | None = None
+    passes: Passes | None = None  # version 3
+
+    @property
+    def shape(self) -> tuple:
+        """(M, rows, width) of the latent."""
+        return self.passes.shape if self.passes is not None else self.residual.shape
 
 
 # -- pixels to streams ---------------------------------------------------------------------------
@@ -224,7 +237,7 @@ def two_pass_fixed(model: Model, mean_fixed: np.ndarray, scale_fixed: np.ndarray
                    quality: float) -> tuple[np.ndarray, np.ndarray]:
     """Every element's fixed-point (mean, scale) from the hyper-synthesis' and the anchors' residual, over
     the whole latent at once: each element's depends only on the anchors within context.REACH of it, so
-    these are the integers a decoder makes band by band (read_two_pass)."""
+    these are the integers a decoder makes band by band (decoded_bands)."""
     rows = residual.shape[1]
     anchors = np.zeros((len(residual), rows + 2 * context.REACH, residual.shape[2]), np.int64)
     anchors[:, context.REACH:context.REACH + rows] = context.anchor_input(residual, mean_fixed)
@@ -304,53 +317,60 @@ def read(model: Model, header: Header, streams: Streams, timings: Timings | None
                              else "which has a checkerboard context: its files are version 3"))
     hyper_latent = read_hyper_latent(model, header, streams, timings)
     if has_context:
-        return read_two_pass(model, header, streams, hyper_latent, timings)
+        return Learned(hyper_latent, None, header.quality, read_passes(model, streams, hyper_latent))
     return Learned(hyper_latent, compact(read_residual(model, streams, hyper_latent, timings)), header.quality)
 
 
-def read_two_pass(model: Model, header: Header, streams: Streams, hyper_latent: np.ndarray,
-                  timings: Timings | None = None) -> Learned:
-    """The integers of a version-3 file, its latent stream decoded in stream order, band by band: the
-    hyper-synthesis' outputs are made for a band when its anchors come, and dropped after the band
-    below has its second pass."""
-    timings = timings or Timings()
-    bundle = model.bundle
-    up = fixedpoint.upsampling(bundle.hyper_synthesis)
-    channels, rows, width = bundle.config.latent_channels, hyper_latent.shape[1] * up, hyper_latent.shape[2] * up
+def read_passes(model: Model, streams: Streams, hyper_latent: np.ndarray) -> Passes:
+    """A version-3 latent stream's layout, checked (FormatError); its passes are decoded by decoded_bands."""
+    up = fixedpoint.upsampling(model.bundle.hyper_synthesis)
+    shape = (model.bundle.config.latent_channels, hyper_latent.shape[1] * up, hyper_latent.shape[2] * up)
     try:
-        band_rows, blobs = bandstream.unpack(streams.latent, rows)
+        band_rows, blobs = bandstream.unpack(streams.latent, shape[1])
     except bandstream.StreamError as error:
         raise FormatError(str(error)) from None
-    # Held whole for the synthesis, so as narrow as their values allow: int16 and int32 unless a band
-    # needs more (widen_for), 6 bytes per latent element.
-    residual = np.zeros((channels, rows, width), np.int16)
-    means = np.zeros((channels, rows, width), np.int32)
-    bias = level_bias(model, header.quality)
+    return Passes(band_rows, blobs, shape)
+
+
+def decoded_bands(model: Model, learned: Learned,
+                  timings: Timings | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(top, bottom, residual, fixed-point mean) of each band of a version-3 file, top to bottom, as its
+    passes are decoded in stream order (FormatError on a corrupt one). The hyper-synthesis' outputs and
+    the residual of a band are made when its anchors come and dropped once the band below has had its
+    second pass: three bands are held at a time, never the whole latent."""
+    timings = timings or Timings()
+    bundle, passes = model.bundle, learned.passes
+    channels, rows, width = passes.shape
+    bias = level_bias(model, learned.quality)
     fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # band -> its (mean, scale) from the hyper-synthesis
-    for (pass_, band), blob in zip(bandstream.stream_order(bandstream.band_count(rows, band_rows)), blobs):
-        top, bottom = bandstream.band_rows(band, band_rows, rows)
+    residual: dict[int, np.ndarray] = {}  # band -> its residual, int32 (int64 for crafted values)
+    for (pass_, band), blob in zip(bandstream.stream_order(bandstream.band_count(rows, passes.band_rows)),
+                                   passes.blobs):
+        top, bottom = bandstream.band_rows(band, passes.band_rows, rows)
         start = time.perf_counter()
         if pass_ == 0:
-            fixed[band] = tuple(np.split(fixedpoint.output_rows(bundle.hyper_synthesis, hyper_latent, top, bottom,
-                                                                model.matmul), 2))
+            fixed[band] = tuple(np.split(fixedpoint.output_rows(bundle.hyper_synthesis, learned.hyper_latent, top,
+                                                                bottom, model.matmul), 2))
+            residual[band] = np.zeros((channels, bottom - top, width), np.int32)
             timings.add("hyper_synthesis", start)
             scale_fixed = fixed[band][1]
         else:
-            anchors = anchor_window(residual, fixed, band_rows, top - context.REACH, bottom + context.REACH)
+            anchors = anchor_window(residual, fixed, passes.band_rows, top - context.REACH, bottom + context.REACH,
+                                    rows)
             mean_fixed, scale_fixed = context.two_pass_parameters(bundle.context, anchors, *fixed[band], top, bias,
                                                                   model.matmul)
-            means = widen_for(means, mean_fixed)
-            means[:, top:bottom] = mean_fixed
-            fixed.pop(band - 1, None)
             timings.add("context", start)
         start = time.perf_counter()
         where = pass_positions(pass_, top, bottom, width)
         scale_index = probability.scale_index(scale_fixed[:, where], bundle.scale_table)
         values = _entropy_decoded(blob, scale_index, bundle.latent_tables, f"latent stream, band {band} pass {pass_}")
-        residual = widen_for(residual, values)
-        residual[:, top:bottom][:, where] = values.reshape(channels, -1)
+        residual[band] = widen_for(residual[band], values)
+        residual[band][:, where] = values.reshape(channels, -1)
         timings.add("entropy_coding" if pass_ == 0 else "entropy_coding_second_pass", start)
-    return Learned(hyper_latent, residual, header.quality, means)
+        if pass_ == 1:
+            yield top, bottom, residual[band], mean_fixed
+            fixed.pop(band - 1, None)
+            residual.pop(band - 1, None)
 
 
 def widen_for(array: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -361,17 +381,17 @@ def widen_for(array: np.ndarray, values: np.ndarray) -> np.ndarray:
     return array
 
 
-def anchor_window(residual: np.ndarray, fixed: dict, band_rows: int, first: int, stop: int) -> np.ndarray:
-    """context.anchor_input for latent rows [first, stop), zero outside the latent: from the decoded
-    residual and the hyper-synthesis' means of the bands that hold those rows (fixed, by band)."""
-    channels, rows, width = residual.shape
+def anchor_window(residual: dict, fixed: dict, band_rows: int, first: int, stop: int, rows: int) -> np.ndarray:
+    """context.anchor_input for latent rows [first, stop), zero outside the latent's rows: from the decoded
+    residual and the hyper-synthesis' means of the bands that hold those rows (both by band)."""
+    channels, _, width = next(iter(residual.values())).shape
     window = np.zeros((channels, stop - first, width), np.int64)
     top, bottom = max(first, 0), min(stop, rows)
     for band in range(top // band_rows, (bottom - 1) // band_rows + 1):
         band_top = band * band_rows
         low, high = max(band_top, top), min(band_top + band_rows, bottom)
         window[:, low - first:high - first] = context.anchor_input(
-            residual[:, low:high], fixed[band][0][:, low - band_top:high - band_top])
+            residual[band][:, low - band_top:high - band_top], fixed[band][0][:, low - band_top:high - band_top])
     return window
 
 
@@ -415,12 +435,10 @@ def _entropy_decoded(blob: bytes, table_index: np.ndarray, tables: entropy.Entro
         raise FormatError(f"{stream}: {error}") from None
 
 
-def latent_mean(model: Model, learned: Learned, top: int, bottom: int) -> np.ndarray:
-    """The means of latent rows [top, bottom), float64 (M, bottom - top, W): the encoder's exactly (the
-    hyper-synthesis', plus the context's change where the file has one)."""
-    if learned.mean_fixed is not None:
-        return fixedpoint.to_mean(learned.mean_fixed[:, top:bottom])
-    return fixedpoint.to_mean(fixedpoint.output_rows(model.hyper_halves[0], learned.hyper_latent, top, bottom,
+def latent_mean(model: Model, hyper_latent: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """The means of latent rows [top, bottom) of a file without a context, float64 (M, bottom - top, W):
+    entropy_parameters' exactly."""
+    return fixedpoint.to_mean(fixedpoint.output_rows(model.hyper_halves[0], hyper_latent, top, bottom,
                                                      model.matmul))
 
 
@@ -429,8 +447,12 @@ def decode_latent(model: Model, parsed: Container,
     """(hyper-latent, mean, residual) of a parsed file, whole, int64 and the mean float64: the integers
     that determinism is judged on. Decoding itself (decoded_rows) makes the same numbers band by band."""
     learned = read(model, parsed.header, parsed.streams, timings)
+    if learned.passes is not None:
+        bands = list(decoded_bands(model, learned, timings))
+        return (learned.hyper_latent, fixedpoint.to_mean(np.concatenate([band[3] for band in bands], axis=1)),
+                np.concatenate([band[2] for band in bands], axis=1).astype(np.int64))
     rows = learned.residual.shape[1]
-    return learned.hyper_latent, latent_mean(model, learned, 0, rows), learned.residual.astype(np.int64)
+    return learned.hyper_latent, latent_mean(model, learned.hyper_latent, 0, rows), learned.residual.astype(np.int64)
 
 
 def read_detail(model: Model, header: Header, streams: Streams,
@@ -453,22 +475,49 @@ def decoded_rows(model: Model, learned: Learned, height: int, width: int, correc
     """A file's pixels in bands of rows, top to bottom, each uint8 (rows, width, 3); deblocking is the
     filter's threshold (0 for files without it).
 
-    Only what the entropy coding needs is held whole: the residual and, while it is decoded, the
-    scale indices. Means, latents, pixels and detail corrections are made one band at a time, with
-    the same numbers as a whole-image decode.
+    For versions 1 and 2, only what the entropy coding needs is held whole: the residual and, while it
+    is decoded, the scale indices. Means, latents, pixels and detail corrections are made one band at a
+    time, with the same numbers as a whole-image decode. Version 3 holds nothing whole: its passes are
+    decoded band by band as the synthesis reaches them (two_pass_rows).
     """
     timings = timings or Timings()
     scale = inverse_gain(model, learned.quality)
+    if learned.passes is not None:
+        latent_rows = two_pass_rows(model, learned, scale, timings)
+    else:
+        def latent_rows(top: int, bottom: int) -> np.ndarray:
+            start = time.perf_counter()
+            latent = dequantised(latent_mean(model, learned.hyper_latent, top, bottom),
+                                 learned.residual[:, top:bottom], scale)
+            timings.add("hyper_synthesis", start)
+            return latent
+
+    bands = synthesised_rows(model, latent_rows, learned.shape[1:], height, width, timings, deblocking)
+    yield from detail.apply_rows(bands, corrections, timings.add)
+
+
+def two_pass_rows(model: Model, learned: Learned, scale: np.ndarray, timings: Timings):
+    """latent_rows(top, bottom) for synthesised_rows, from a version-3 file's bands as decoded_bands makes
+    them: bands are decoded as the rows asked for reach them, and dropped once they lie wholly above the
+    rows asked for, less SYNTHESIS_HALO (a row of synthesis tiles may reach back that far: tiling.spans)."""
+    bands = decoded_bands(model, learned, timings)
+    held: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (top, bottom, residual, fixed-point mean)
 
     def latent_rows(top: int, bottom: int) -> np.ndarray:
+        while not held or held[-1][1] < bottom:
+            held.append(next(bands))
+        held[:] = [band for band in held if band[1] > top - SYNTHESIS_HALO]
+        if held[0][0] > top:
+            raise RuntimeError(f"latent rows from {top} were asked for after they were dropped")
+        pieces = [(max(top, t) - t, min(bottom, b) - t, r, m) for t, b, r, m in held if t < bottom and b > top]
+        mean = np.concatenate([m[:, low:high] for low, high, _, m in pieces], axis=1)
+        residual = np.concatenate([r[:, low:high] for low, high, r, _ in pieces], axis=1)
         start = time.perf_counter()
-        latent = dequantised(latent_mean(model, learned, top, bottom), learned.residual[:, top:bottom],
-                             scale)
+        latent = dequantised(fixedpoint.to_mean(mean), residual, scale)
         timings.add("hyper_synthesis", start)
         return latent
 
-    bands = synthesised_rows(model, latent_rows, learned.residual.shape[1:], height, width, timings, deblocking)
-    yield from detail.apply_rows(bands, corrections, timings.add)
+    return latent_rows
 
 
 # -- shared by both directions -------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aecodec import bandstream, container, context, fixedpoint, transform
+from aecodec import bandstream, container, context, deblock, fixedpoint, transform
 from aecodec.bundle import load_bundle
 from aecodec.codec import Codec
 from aecodec.container import FormatError
@@ -55,12 +55,24 @@ def test_a_file_of_a_context_model_is_version_3_and_decodes_to_what_the_encoder_
     assert rows == bandstream.BAND_ROWS and len(blobs) == 6
 
 
-def test_the_context_changes_means_and_scales(context_codec, tall):
-    parsed = container.unpack(tall)
+def test_a_tall_file_decodes_band_by_band_to_the_encoders_pixels(context_codec):
+    """Six bands and six rows of synthesis tiles: bands are decoded as the synthesis reaches them and
+    dropped behind it (transform.two_pass_rows), with the pixels of the whole latent."""
+    rgb = photo_like(2600, 20, seed=7)
+    data = context_codec.compress(rgb, quality=30, detail=False)
+    coded = transform.code(context_codec.model, transform.analyse(context_codec.model, rgb), 30)
+    want = transform.pixels_of(context_codec.model, coded, 2600, 20, deblocking=deblock.threshold(30))
+    parsed = container.unpack(data)
     learned = transform.read(context_codec.model, parsed.header, parsed.streams)
-    hyper_mean, _ = np.split(fixedpoint.run_layers(context_codec.bundle.hyper_synthesis, learned.hyper_latent), 2)
-    change = learned.mean_fixed - hyper_mean
-    anchors = context.is_anchor(0, *learned.residual.shape[1:])
+    assert learned.residual is None and len(learned.passes.blobs) == 12  # nothing decoded yet
+    assert np.array_equal(np.asarray(context_codec.decompress(data)), want)
+
+
+def test_the_context_changes_means_and_scales(context_codec, tall):
+    hyper_latent, mean, residual = transform.decode_latent(context_codec.model, container.unpack(tall))
+    hyper_mean, _ = np.split(fixedpoint.run_layers(context_codec.bundle.hyper_synthesis, hyper_latent), 2)
+    change = mean - fixedpoint.to_mean(hyper_mean)
+    anchors = context.is_anchor(0, *residual.shape[1:])
     assert not change[:, anchors].any() and change[:, ~anchors].any()
 
 
