@@ -190,12 +190,13 @@ def two_pass_parameters(layers: ContextLayers, anchors: np.ndarray, mean: np.nda
         gathered = np.empty((len(TAPS), channels, sum(sizes)))
         own_mean, own_scale = (np.empty((channels, sum(sizes)), np.int64) for _ in range(2))
         for (row, column, shape), offset, size in zip(grids, np.cumsum([0] + sizes), sizes):
+            # Strided slices copied straight into views of their columns: no intermediate copies.
             for k, (dy, dx) in enumerate(TAPS):
                 y, x = row + REACH + dy, column + REACH + dx
-                gathered[k, :, offset:offset + size] = padded[:, y:y + 2 * shape[1] - 1:2,
-                                                              x:x + 2 * shape[2] - 1:2].reshape(channels, size)
-            own_mean[:, offset:offset + size] = mean[:, row:stop:2, column::2].reshape(channels, size)
-            own_scale[:, offset:offset + size] = scale[:, row:stop:2, column::2].reshape(channels, size)
+                gathered[k, :, offset:offset + size].reshape(shape)[...] = padded[:, y:y + 2 * shape[1] - 1:2,
+                                                                                x:x + 2 * shape[2] - 1:2]
+            own_mean[:, offset:offset + size].reshape(shape)[...] = mean[:, row:stop:2, column::2]
+            own_scale[:, offset:offset + size].reshape(shape)[...] = scale[:, row:stop:2, column::2]
         change = changes(layers, gathered.reshape(len(TAPS) * channels, -1), to_input(own_mean), to_input(own_scale),
                          bias, matmul)
         for (row, column, shape), offset, size in zip(grids, np.cumsum([0] + sizes), sizes):
