@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecodec import container, detail, detail_choice, entropy, fixedpoint
+from aecodec import container, detail, detail_choice, entropy, transform
 from aecodec.codec import Codec
 from aecodec.quality import rate_tradeoff
 
@@ -112,14 +112,14 @@ def crafted(codec: Codec, side: int, every_block: bool = False) -> bytes:
     bundle = codec.bundle
     grid = -(-side // bundle.hyper_stride)
     hyper = np.zeros((len(bundle.hyper_tables), grid, grid), np.int64)
-    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
-    scale_index = fixedpoint.scale_indices(codec.model.hyper_halves[1], hyper, bundle.scale_table, codec.matmul)
-    residual = np.zeros(scale_index.shape, np.int64)
-    streams = container.Streams(entropy.encode(hyper, channel, bundle.hyper_tables),
-                                entropy.encode(residual, scale_index, bundle.latent_tables))
+    up = bundle.hyper_stride // bundle.latent_stride
+    residual = np.zeros((bundle.config.latent_channels, grid * up, grid * up), np.int64)
+    streams = container.Streams(transform.hyper_stream(codec.model, hyper),
+                                transform.latent_stream(codec.model, hyper, residual, 75.0))
     if every_block:
         streams = replace(streams, detail=detail_everywhere(side, bundle.latent_tables))
-    return container.pack(container.Header("RGB", codec.model_id, side, side, 75.0), streams)
+    header = container.Header("RGB", codec.model_id, side, side, 75.0, two_pass=bundle.context is not None)
+    return container.pack(header, streams)
 
 
 def detail_everywhere(side: int, tables: entropy.EntropyTables) -> bytes:
