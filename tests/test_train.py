@@ -396,3 +396,15 @@ def test_an_added_context_computes_what_the_model_did_then_trains_and_exports(ph
     codec = Codec(tmp_path / "bundle")
     data = codec.compress(photo_like(40, 56, seed=6), quality=50)
     assert container.read_header(data).version == 3 and codec.decompress(data).size == (56, 40)
+    # --init-weights rebuilds the context from its integers, and training goes on from there
+    from aecodec.train.recover import checkpoint_from_weights
+    recovered_path = checkpoint_from_weights(tmp_path / "bundle", tmp_path / "recovered" / "start.ckpt")
+    trained, recovered = (model_from_checkpoint(load_checkpoint(p)).eval().context
+                          for p in (tmp_path / "run" / "last.ckpt", recovered_path))
+    inputs = [torch.randn(1, 12, 6, 6) * 2 for _ in range(3)]
+    with torch.no_grad():
+        want, got = (c(*inputs, c.level_bias[1:2]) for c in (trained, recovered))
+    for name, a, b, before in zip(("mean", "scale"), want, got, inputs[1:]):  # changes equal to 2% of their size
+        assert (a - b).abs().max() < 0.02 * (a - before).abs().max() + 1e-3, name
+    resumed = train(config(photos, 6), None, tmp_path / "recovered", resume=load_checkpoint(recovered_path))
+    assert load_checkpoint(resumed).step == 6
