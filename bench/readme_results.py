@@ -325,7 +325,9 @@ def training_section(card: dict, throughput: dict | None, learning: dict | None,
     lines = [
         f"The shipped model (id `{card['model_id']}`, card in `weights/main/manifest.json`): N={cfg['channels']}, "
         f"M={cfg['latent_channels']}, {cfg['levels']} trained rate levels for lambda {cfg['lambda_min']:.3g} to "
-        f"{cfg['lambda_max']:.3g}, plus {card.get('extrapolated_levels', 0)} extrapolated below them. It was trained "
+        f"{cfg['lambda_max']:.3g}, plus {card.get('extrapolated_levels', 0)} extrapolated below them"
+        + (f", and a checkerboard context of {cfg['context_channels']} and {cfg['context_hidden']} channels (its "
+           "files are format version 3)" if cfg.get("context_channels") else "") + ". It was trained "
         f"for {card['training_steps']:,} steps, {card['pixels_seen'] / 1e9:.2f} gigapixels in all, in {hours:.1f} "
         f"hours of training steps (the last run: {train['batch']} crops of {train['crop']}x{train['crop']} pixels "
         f"a step, on {train.get('device', 'cpu')}, {train.get('threads', 0) or 'all'} threads). That is a "
