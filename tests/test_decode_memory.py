@@ -106,16 +106,18 @@ def test_decode_png_holds_what_decompress_gives(codec, name, level):
         assert png.getexif() == image.getexif()
 
 
-def band_phase_peak(codec: Codec, rgb: np.ndarray) -> int:
-    """numpy's peak while decode_rows yields its bands, after the first: the entropy decoding, which
-    holds every symbol (aecodec/entropy.py), comes before it."""
+def band_phase_peak(codec: Codec, rgb: np.ndarray, whole: bool = False) -> int:
+    """numpy's peak while decode_rows yields its bands, after the first: the entropy decoding of versions
+    1 and 2, which holds every symbol (aecodec/entropy.py), comes before it. whole: over the whole
+    decode_rows, reading the streams included."""
     parsed = container.unpack(codec.compress(rgb, detail=False))
     list(codec.decode_rows(parsed))  # warm up: lazy imports and caches are not the decoder's memory
-    bands = codec.decode_rows(parsed)
     tracemalloc.start()
     try:
+        bands = codec.decode_rows(parsed)
         rows = len(next(bands))
-        tracemalloc.reset_peak()
+        if not whole:
+            tracemalloc.reset_peak()
         rows += sum(len(band) for band in bands)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -145,25 +147,11 @@ def test_large_image_bench_runs(tmp_path, weights, versions):
         == versions
 
 
-def whole_decode_peak(codec: Codec, rgb: np.ndarray) -> int:
-    """numpy's peak over a whole decode_rows, reading the streams included."""
-    parsed = container.unpack(codec.compress(rgb, detail=False))
-    list(codec.decode_rows(parsed))  # warm up, as band_phase_peak
-    tracemalloc.start()
-    try:
-        rows = sum(len(band) for band in codec.decode_rows(parsed))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert rows == len(rgb)
-    return peak
-
-
 def test_version_3_holds_no_part_of_the_latent_whole():
     """Format version 3 decodes its passes band by band as the synthesis needs them (transform.two_pass_rows):
     four times the rows (4 against 16 bands) leave the whole decode's peak nearly where it was. Versions 1
     and 2 hold the residual and the scale indices whole while they are decoded: 703 KB more here."""
     codec = Codec(TINY_CONTEXT_WEIGHTS, threads=1, tile=8)
     short, tall = photo_like(2048, 256, seed=3), photo_like(8192, 256, seed=3)
-    growth = whole_decode_peak(codec, tall) - whole_decode_peak(codec, short)
+    growth = band_phase_peak(codec, tall, whole=True) - band_phase_peak(codec, short, whole=True)
     assert growth < (tall.nbytes - short.nbytes) / 16, f"{growth / 1e3:.0f} KB more for {tall.nbytes / 1e6:.1f} MB"
