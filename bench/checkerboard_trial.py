@@ -53,7 +53,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from aecodec.metrics import bd_rate, grid_ratio
 from aecodec.refine_torch.checkerboard import CheckerboardContext, anchor_mask
