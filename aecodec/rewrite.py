@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import container, entropy, transform
+from . import container, transform
 
 UNLIMITED_ESCAPE = 1 << 62  # lets a rewritten stream carry values the real encoder refuses
 FIRST_LENGTHS = (25, 29)  # offsets of the hyper-latent's and the latent's length fields
@@ -60,9 +60,7 @@ def restream(codec, data: bytes, hyper: np.ndarray | None = None, residual: np.n
     old_hyper, _, old_residual = transform.decode_latent(codec.model, parsed)
     hyper = old_hyper if hyper is None else hyper
     residual = old_residual if residual is None else residual
-    channel = np.broadcast_to(np.arange(len(hyper))[:, None, None], hyper.shape)
-    streams = replace(parsed.streams,
-                      hyper=entropy.encode(hyper, channel, codec.bundle.hyper_tables, UNLIMITED_ESCAPE),
+    streams = replace(parsed.streams, hyper=transform.hyper_stream(codec.model, hyper, UNLIMITED_ESCAPE),
                       latent=transform.latent_stream(codec.model, hyper, residual, parsed.header.quality,
                                                      UNLIMITED_ESCAPE))
     return container.pack(parsed.header, streams)

@@ -202,10 +202,10 @@ def code_given(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quali
     return Coded(hyper, coded, rebuilt, quality)
 
 
-def hyper_stream(model: Model, hyper_latent: np.ndarray) -> bytes:
+def hyper_stream(model: Model, hyper_latent: np.ndarray, max_escape: int = entropy.MAX_ESCAPE) -> bytes:
     """The hyper-latent stream: each channel with its own table."""
     channel = np.broadcast_to(np.arange(len(hyper_latent))[:, None, None], hyper_latent.shape)
-    return entropy.encode(hyper_latent, channel, model.bundle.hyper_tables)
+    return entropy.encode(hyper_latent, channel, model.bundle.hyper_tables, max_escape)
 
 
 def code_two_pass(model: Model, latent: np.ndarray, hyper_latent: np.ndarray, quality: float,
